@@ -1,0 +1,51 @@
+# ModelBoard: `make run` starts the app on the embedded demo, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | sha256sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8501
+MODELBOARD_HOME ?= $(CURDIR)/data/local
+export MODELBOARD_HOME
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test demo install chromium lint typecheck clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt constraints.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "Installing Debian's chromium for the browser tests…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+run: install
+	$(PY) -m core.cli demo --if-missing
+	$(PY) -m streamlit run app/main.py --server.address $(HOST) --server.port $(PORT) \
+	  --server.headless true --browser.gatherUsageStats false
+
+demo: install
+	$(PY) -m core.cli demo
+
+lint: install
+	$(PY) -m ruff check core app pages data tests
+
+typecheck: install
+	$(PY) -m mypy core
+
+test: install chromium lint typecheck
+	$(PY) -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,85 @@
+"""The only st.cache_* calls: the store and registry per MODELBOARD_HOME, and
+short-lived read models so a page renders from memory, not from MLflow."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.adapters.registry import Registry
+from core.adapters.store import Store
+from core.config import Settings, load_settings
+from core.domain.access import User
+from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
+from core.services import catalog
+from core.services.installation import InstallationFacts, installation_facts, open_registry, open_store
+
+READ_TTL_S = 30
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def _store(home: str) -> Store:
+    return open_store(settings())
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(tracking_uri: str, registry_uri: str) -> Registry:
+    return open_registry(settings())
+
+
+def store() -> Store:
+    return _store(str(settings().home))
+
+
+def registry() -> Registry:
+    s = settings()
+    return _registry(s.tracking_uri, s.registry_uri)
+
+
+def facts() -> InstallationFacts:
+    return installation_facts(store())
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the model registry…")
+def _models(viewer: User, tracking_uri: str) -> list[RegisteredModelSummary]:
+    return catalog.list_models(registry(), viewer)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner="Reading model versions…")
+def _versions(viewer: User, tracking_uri: str, model: str) -> list[ModelVersionSummary]:
+    return catalog.list_versions(registry(), viewer, model)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the version's run…")
+def _version_detail(viewer: User, tracking_uri: str, model: str, version: int) -> ModelVersionDetail:
+    return catalog.version_detail(registry(), viewer, model, version)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the model registry…")
+def _attention(viewer: User, tracking_uri: str) -> list[catalog.AttentionItem]:
+    return catalog.attention_items(registry(), viewer)
+
+
+# The tracking URI is part of each cache key, so two installations never share reads.
+def models(viewer: User) -> list[RegisteredModelSummary]:
+    return _models(viewer, settings().tracking_uri)
+
+
+def versions(viewer: User, model: str) -> list[ModelVersionSummary]:
+    return _versions(viewer, settings().tracking_uri, model)
+
+
+def version_detail(viewer: User, model: str, version: int) -> ModelVersionDetail:
+    return _version_detail(viewer, settings().tracking_uri, model, version)
+
+
+def attention(viewer: User) -> list[catalog.AttentionItem]:
+    return _attention(viewer, settings().tracking_uri)
+
+
+def clear_reads() -> None:
+    for fn in (_models, _versions, _version_detail, _attention):
+        fn.clear()

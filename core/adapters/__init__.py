@@ -1,0 +1,1 @@
+"""Adapters: the DuckDB governance store and the MLflow registry, one module each."""

@@ -1,0 +1,96 @@
+"""Numbered schema migrations of the governance store.
+
+Append only: a released migration is never edited, a change is a new number.
+`schema_version` records which ones ran, so a store written by a newer
+ModelBoard is recognised and refused instead of being misread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+SCHEMA_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    applied_at  TIMESTAMP NOT NULL
+)
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "users, audit events, installation facts",
+        (
+            """
+            CREATE TABLE users (
+                username        VARCHAR PRIMARY KEY,
+                full_name       VARCHAR NOT NULL,
+                role            VARCHAR NOT NULL,
+                password_hash   VARCHAR NOT NULL,
+                active          BOOLEAN NOT NULL DEFAULT TRUE,
+                failed_attempts INTEGER NOT NULL DEFAULT 0,
+                locked_until    TIMESTAMP,
+                created_at      TIMESTAMP NOT NULL,
+                last_login_at   TIMESTAMP
+            )
+            """,
+            "CREATE SEQUENCE audit_event_seq START 1",
+            """
+            CREATE TABLE audit_events (
+                id      BIGINT PRIMARY KEY DEFAULT nextval('audit_event_seq'),
+                occurred_at TIMESTAMP NOT NULL,
+                actor   VARCHAR NOT NULL,
+                action  VARCHAR NOT NULL,
+                target  VARCHAR,
+                detail  JSON
+            )
+            """,
+            """
+            CREATE TABLE installation (
+                key   VARCHAR PRIMARY KEY,
+                value VARCHAR NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        2,
+        "production prediction log and delayed outcome labels",
+        (
+            """
+            CREATE TABLE prediction_log (
+                model_name    VARCHAR NOT NULL,
+                model_version INTEGER NOT NULL,
+                encounter_id  VARCHAR NOT NULL,
+                predicted_at  TIMESTAMP NOT NULL,
+                score         DOUBLE NOT NULL,
+                decision      BOOLEAN NOT NULL,
+                features      JSON NOT NULL,
+                attributes    JSON,
+                ingested_at   TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_name, encounter_id)
+            )
+            """,
+            """
+            CREATE TABLE outcome_labels (
+                model_name   VARCHAR NOT NULL,
+                encounter_id VARCHAR NOT NULL,
+                outcome      INTEGER NOT NULL,
+                labelled_at  TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_name, encounter_id)
+            )
+            """,
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

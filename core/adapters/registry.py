@@ -1,0 +1,170 @@
+"""The MLflow model registry, behind one small interface.
+
+Only metadata is read here; this module never loads (unpickles) a model.
+Model loading happens only in the evaluation worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from core.config import quiet_mlflow
+from core.domain.models import (
+    KEY_METRICS,
+    STATUS_TAG,
+    DatasetRef,
+    ModelVersionDetail,
+    ModelVersionSummary,
+    RegisteredModelSummary,
+)
+from core.errors import NotFound, RegistryError, ValidationError
+
+MODEL_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
+HIDDEN_RUN_TAGS = ("mlflow.log-model.history",)
+
+
+def _when(millis: int | None) -> datetime | None:
+    if millis is None:
+        return None
+    return datetime.fromtimestamp(millis / 1000, tz=UTC).replace(tzinfo=None)
+
+
+def check_model_name(name: str) -> str:
+    if not MODEL_NAME_RULE.match(name):
+        raise ValidationError(
+            f"{name!r} is not a registered-model name: use letters, digits, '.', '_', '-' or spaces"
+        )
+    return name
+
+
+class Registry:
+    """Read access to registered models, their versions, runs and aliases."""
+
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
+        quiet_mlflow()
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFound(f"{what} does not exist in the MLflow registry") from exc
+            raise RegistryError(f"MLflow could not {what}: {exc.message}") from exc
+
+    def list_models(self) -> list[RegisteredModelSummary]:
+        models = self._call("list registered models", self.client.search_registered_models, max_results=1000)
+        out = []
+        for rm in models:
+            versions = self._versions(rm.name)
+            numbers = [int(v.version) for v in versions]
+            out.append(
+                RegisteredModelSummary(
+                    name=rm.name,
+                    description=rm.description or "",
+                    aliases={a: int(v) for a, v in (rm.aliases or {}).items()},
+                    version_count=len(numbers),
+                    latest_version=max(numbers) if numbers else None,
+                    last_updated=_when(rm.last_updated_timestamp),
+                )
+            )
+        return sorted(out, key=lambda m: m.name)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Alias → version. Read from the registered model: with the sqlite store,
+        versions returned by a search carry no aliases."""
+        rm = self._call(f"read registered model {name!r}", self.client.get_registered_model, check_model_name(name))
+        return {a: int(v) for a, v in (rm.aliases or {}).items()}
+
+    def _versions(self, name: str) -> list[ModelVersion]:
+        escaped = name.replace("'", "''")
+        found = self._call(f"list versions of {name!r}", self.client.search_model_versions, f"name='{escaped}'")
+        return list(found)
+
+    def list_versions(self, name: str) -> list[ModelVersionSummary]:
+        """Every version of a model, newest first, with key metrics from its run."""
+        aliases = self.aliases(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(version, []).append(alias)
+        summaries = [self._summary(mv, by_version, self._run(mv.run_id)) for mv in self._versions(name)]
+        return sorted(summaries, key=lambda s: s.version, reverse=True)
+
+    def _run(self, run_id: str | None) -> Run | None:
+        if not run_id:
+            return None
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException:
+            return None  # a version whose run was deleted still shows, without run facts
+
+    def _summary(self, mv: ModelVersion, by_version: dict[int, list[str]], run: Run | None) -> ModelVersionSummary:
+        metrics = run.data.metrics if run else {}
+        logged_by = (run.data.tags.get("mlflow.user") if run else None) or mv.user_id or "unknown"
+        return ModelVersionSummary(
+            name=mv.name,
+            version=int(mv.version),
+            aliases=tuple(sorted(by_version.get(int(mv.version), []))),
+            status=(mv.tags or {}).get(STATUS_TAG, "registered"),
+            created_at=_when(mv.creation_timestamp) or datetime.min,
+            logged_by=logged_by,
+            run_id=mv.run_id,
+            description=mv.description or "",
+            key_metrics={k: float(metrics[k]) for k in KEY_METRICS if k in metrics},
+        )
+
+    def get_version(self, name: str, version: int) -> ModelVersionDetail:
+        """One version with everything needed to trace where it came from."""
+        mv = self._call(
+            f"read version {version} of {name!r}", self.client.get_model_version, check_model_name(name), str(version)
+        )
+        aliases = self.aliases(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, v in aliases.items():
+            by_version.setdefault(v, []).append(alias)
+        run = self._run(mv.run_id)
+        run_tags = dict(run.data.tags) if run else {}
+        return ModelVersionDetail(
+            summary=self._summary(mv, by_version, run),
+            source=mv.source or "",
+            run_name=run.info.run_name if run else None,
+            experiment_id=run.info.experiment_id if run else None,
+            params=dict(run.data.params) if run else {},
+            metrics=dict(run.data.metrics) if run else {},
+            version_tags=dict(mv.tags or {}),
+            run_tags={k: v for k, v in run_tags.items() if k not in HIDDEN_RUN_TAGS},
+            datasets=_datasets(run),
+            git_commit=run_tags.get("mlflow.source.git.commit"),
+            model_id=getattr(mv, "model_id", None),
+        )
+
+    def version_for_alias(self, name: str, alias: str) -> int | None:
+        return self.aliases(name).get(alias)
+
+
+def _datasets(run: Run | None) -> tuple[DatasetRef, ...]:
+    if run is None or run.inputs is None:
+        return ()
+    refs = []
+    for dataset_input in run.inputs.dataset_inputs or []:
+        ds = dataset_input.dataset
+        context = next((t.value for t in dataset_input.tags or [] if t.key == "mlflow.data.context"), "")
+        refs.append(DatasetRef(ds.name, ds.digest, context, ds.source_type, _rows(ds.profile)))
+    return tuple(refs)
+
+
+def _rows(profile: str | None) -> int | None:
+    try:
+        value = json.loads(profile or "{}").get("num_rows")
+    except (ValueError, AttributeError):
+        return None
+    return int(value) if value is not None else None

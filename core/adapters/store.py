@@ -1,0 +1,182 @@
+"""The governance store: one DuckDB file, opened per unit of work.
+
+DuckDB lets one process at a time open a file read-write, and ModelBoard has
+several processes (the Streamlit server, the evaluation worker, cron-driven
+`monitor`, other CLI commands). So no process keeps the file open: a unit of
+work opens it, does its reads or one transaction, and closes it; a process
+that finds the file locked retries with back-off for a bounded time and then
+fails with `StoreBusy`. Threads of one process share the open connection
+through per-thread cursors, and the file closes when the last one finishes.
+See docs/decisions/0001-duckdb-access.md.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from core.adapters.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
+from core.errors import SchemaTooNew, StoreBusy, StoreCorrupt, StoreError
+
+Cursor = duckdb.DuckDBPyConnection
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
+
+
+def utc_now() -> datetime:
+    """Naive UTC timestamp: the store's TIMESTAMP columns are UTC by convention."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """Access to the governance store; the only module that talks to DuckDB."""
+
+    def __init__(self, path: Path, *, lock_timeout_s: float = 15.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self._guard = threading.Lock()
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._users = 0
+
+    # -- connection life cycle -------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                message = str(exc)
+                if not any(marker in message for marker in _LOCK_MARKERS):
+                    raise self._unreadable(message) from exc
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(
+                        f"The governance store {self.path} stayed locked by another process for "
+                        f"{self.lock_timeout_s:g} s. Wait for the running ModelBoard command to finish "
+                        "and try again, or raise MODELBOARD_LOCK_TIMEOUT_S."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except duckdb.Error as exc:
+                raise self._unreadable(str(exc)) from exc
+
+    def _unreadable(self, reason: str) -> StoreCorrupt:
+        return StoreCorrupt(
+            f"The governance store {self.path} cannot be opened ({reason.splitlines()[0]}). "
+            "ModelBoard will not overwrite it: restore it from a backup, or move it aside "
+            "and rebuild the demo with `make demo`."
+        )
+
+    @contextmanager
+    def cursor(self) -> Iterator[Cursor]:
+        """A cursor for one unit of work; the file stays open only while in use."""
+        with self._guard:
+            if self._conn is None:
+                self._conn = self._open()
+            self._users += 1
+            cur = self._conn.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+            with self._guard:
+                self._users -= 1
+                if self._users == 0 and self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """All writes inside commit together, or none do."""
+        with self.cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    # -- small helpers -----------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.cursor() as cur:
+            rel = cur.execute(sql, list(params))
+            names = [d[0] for d in rel.description or []]
+            return [dict(zip(names, row, strict=False)) for row in rel.fetchall()]
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def query_df(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with self.cursor() as cur:
+            return cur.execute(sql, list(params)).df()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction() as cur:
+            cur.execute(sql, list(params))
+
+    # -- schema --------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.cursor() as cur:
+            return _current_version(cur, self.path)
+
+    def migrate(self, target: int | None = None) -> int:
+        """Apply pending migrations up to `target` (default: latest); return the version.
+
+        Refuses a store whose schema is newer than this code knows, and a DuckDB
+        file that is not a ModelBoard store, rather than guessing.
+        """
+        target = LATEST_VERSION if target is None else target
+        with self.cursor() as cur:
+            current = _current_version(cur, self.path)
+            for migration in MIGRATIONS:
+                if current < migration.version <= target:
+                    _apply(cur, migration.version, migration.description, migration.statements)
+                    current = migration.version
+            return current
+
+
+def _current_version(cur: Cursor, path: Path) -> int:
+    tables = {row[0] for row in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "schema_version" not in tables:
+        if tables:
+            raise StoreCorrupt(
+                f"{path} is a DuckDB database but not a ModelBoard governance store "
+                f"(it has tables {sorted(tables)[:5]} and no schema_version). Point MODELBOARD_HOME elsewhere."
+            )
+        return 0
+    row = cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    version = int(row[0]) if row else 0
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(
+            f"The governance store {path} has schema version {version}, but this ModelBoard "
+            f"understands only up to {LATEST_VERSION}: it was written by a newer ModelBoard. "
+            "Upgrade this installation (git pull, then make run) instead of opening it with old code."
+        )
+    return version
+
+
+def _apply(cur: Cursor, version: int, description: str, statements: Sequence[str]) -> None:
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        cur.execute(SCHEMA_VERSION_TABLE)
+        if cur.execute("SELECT 1 FROM schema_version WHERE version = ?", [version]).fetchone():
+            cur.execute("ROLLBACK")
+            return
+        for statement in statements:
+            cur.execute(statement)
+        cur.execute(
+            "INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utc_now()]
+        )
+    except duckdb.Error as exc:
+        cur.execute("ROLLBACK")
+        raise StoreError(f"Migration {version} ({description}) failed and was rolled back: {exc}") from exc
+    cur.execute("COMMIT")

@@ -1,0 +1,171 @@
+"""python -m core.cli: ModelBoard's command line.
+
+Translates arguments into service calls, and errors into a one-line reason on
+stderr with a non-zero exit code (1: the command failed, 2: bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+from core.config import load_settings, quiet_mlflow
+from core.domain.access import ROLES, User, command_line_operator
+from core.errors import ModelBoardError, ValidationError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `python -m core.cli {self.prog.split()[-1]} --help`)\n")
+
+
+def _operator() -> User:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return command_line_operator(name)
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    home = Path(args.home) if getattr(args, "home", None) else None
+    return load_settings(home=home)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.services.demo import build_demo, demo_needed
+
+    settings = _settings(args)
+    if args.if_missing and not demo_needed(settings):
+        _emit(args, {"built": False, "home": str(settings.home)}, f"MODELBOARD_HOME {settings.home} is set up already.")
+        return 0
+    if args.seed < 0:
+        raise ValidationError(f"--seed must be zero or positive, not {args.seed}")
+    progress = None if args.json else (lambda msg: print(msg, flush=True))
+    summary = build_demo(settings, _operator(), seed=args.seed, progress=progress)
+    lines = [f"Demo built in {summary.home} (seed {summary.seed}): {', '.join(summary.versions)}.",
+             f"{summary.prediction_rows} production predictions written. Timings (s): {summary.timings_s}",
+             "Demo users (username / password / role):"]
+    lines += [f"  {u:<8} {pw:<22} {role:<15} {name}" for u, name, role, pw in summary.users]
+    _emit(args, {"built": True, **asdict(summary)}, "\n".join(lines))
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            raise ValidationError("the two passwords differ: run the command again")
+        return first
+    line = sys.stdin.readline()
+    if not line:
+        raise ValidationError("no password on standard input: pipe it in, e.g. `printf '%s\\n' \"$PW\" | …`")
+    return line.rstrip("\r\n")
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from core.services import auth
+    from core.services.installation import open_store
+
+    store = open_store(_settings(args))
+    operator = _operator()
+    if args.action == "add":
+        user = auth.add_user(store, operator, username=args.username, full_name=args.full_name,
+                             role=args.role, password=_read_password())
+        _emit(args, asdict(user), f"Added {user.full_name} ({user.username}) as {user.role}.")
+    elif args.action == "list":
+        users = auth.list_users(store, operator)
+        text = "\n".join(f"{u.username:<12} {u.role:<15} {'active' if u.active else 'disabled':<9} {u.full_name}"
+                         for u in users) or "No users yet."
+        _emit(args, [asdict(u) for u in users], text)
+    elif args.action == "unlock":
+        auth.unlock_user(store, operator, args.username)
+        _emit(args, {"unlocked": args.username}, f"Unlocked {args.username}.")
+    else:
+        active = args.action == "enable"
+        auth.set_user_active(store, operator, args.username, active)
+        _emit(args, {"username": args.username, "active": active}, f"{args.action.capitalize()}d {args.username}.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from core.services.installation import installation_facts, open_registry, open_store
+
+    settings = _settings(args)
+    facts = installation_facts(open_store(settings))
+    models = open_registry(settings).list_models()
+    payload = {"home": str(settings.home), "tracking_uri": settings.tracking_uri, **asdict(facts),
+               "models": [{"name": m.name, "versions": m.version_count, "aliases": m.aliases} for m in models]}
+    text = "\n".join([f"home: {settings.home}", f"schema version: {facts.schema_version}",
+                      f"demo: {'yes' if facts.is_demo else 'no'}"]
+                     + [f"{m.name}: {m.version_count} versions, aliases {m.aliases}" for m in models])
+    _emit(args, payload, text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="core.cli", description="ModelBoard command line")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--home", help="MODELBOARD_HOME to use (default: $MODELBOARD_HOME or data/local)")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        return p
+
+    demo = command("demo", "wipe MODELBOARD_HOME (only a demo or empty one) and build the embedded demo")
+    demo.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same data")
+    demo.add_argument("--if-missing", action="store_true", help="do nothing if a finished demo or real store is there")
+    demo.set_defaults(func=cmd_demo)
+
+    users = command("users", "manage accounts (the password is read from standard input)")
+    users.add_argument("action", choices=["add", "list", "unlock", "disable", "enable"])
+    users.add_argument("name", nargs="?", help="username for unlock, disable and enable")
+    users.add_argument("--username")
+    users.add_argument("--full-name", default="")
+    users.add_argument("--role", choices=ROLES)
+    users.set_defaults(func=cmd_users)
+
+    status = command("status", "show the installation: store schema, demo or not, registered models")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def _check_users_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.command != "users":
+        return
+    if args.action == "add":
+        missing = [flag for flag, value in (("--username", args.username), ("--full-name", args.full_name),
+                                            ("--role", args.role)) if not value]
+        if missing:
+            parser.error(f"users add needs {', '.join(missing)}")
+    elif args.action in ("unlock", "disable", "enable"):
+        args.username = args.name or args.username
+        if not args.username:
+            parser.error(f"users {args.action} needs a USERNAME")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    quiet_mlflow()  # MLflow's INFO lines and telemetry are not for operators
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_users_args(parser, args)
+    try:
+        return int(args.func(args))
+    except ModelBoardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Where ModelBoard keeps its data and how it behaves, read from the environment.
+
+One frozen `Settings` value is built at each entry point (app start, CLI
+command) and passed down; nothing reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = REPO_ROOT / "data" / "local"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults a hospital pilot would use."""
+
+    home: Path
+    tracking_uri: str
+    registry_uri: str
+    idle_timeout_minutes: int = 15
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
+    store_lock_timeout_s: float = 15.0
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "governance.duckdb"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def uses_embedded_mlflow(self) -> bool:
+        return self.tracking_uri == embedded_tracking_uri(self.home)
+
+
+def embedded_tracking_uri(home: Path) -> str:
+    """The sqlite MLflow store inside MODELBOARD_HOME."""
+    return f"sqlite:///{(home / 'mlflow.db').as_posix()}"
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number: set it to e.g. {default:g}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, home: Path | None = None) -> Settings:
+    """Build settings from environment variables (or the mapping given).
+
+    MODELBOARD_HOME holds the DuckDB store, the embedded MLflow store and the
+    artifacts; MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI point at an external
+    MLflow server instead.
+    """
+    env = os.environ if env is None else env
+    home = (home or Path(env.get("MODELBOARD_HOME") or DEFAULT_HOME)).expanduser().resolve()
+    if home.exists() and not home.is_dir():
+        raise ConfigurationError(f"MODELBOARD_HOME={home} is a file: point it at a folder")
+    tracking = env.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri(home)
+    registry = env.get("MLFLOW_REGISTRY_URI") or tracking
+    return Settings(
+        home=home,
+        tracking_uri=tracking,
+        registry_uri=registry,
+        idle_timeout_minutes=int(_positive_number(env, "MODELBOARD_IDLE_MINUTES", 15)),
+        max_failed_logins=int(_positive_number(env, "MODELBOARD_MAX_FAILED_LOGINS", 5)),
+        lockout_minutes=int(_positive_number(env, "MODELBOARD_LOCKOUT_MINUTES", 15)),
+        store_lock_timeout_s=_positive_number(env, "MODELBOARD_LOCK_TIMEOUT_S", 15.0),
+    )
+
+
+def quiet_mlflow() -> None:
+    """Switch off MLflow's telemetry and INFO chatter; call before mlflow is imported.
+
+    There is no network here, and hospitals want telemetry off.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

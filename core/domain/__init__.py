@@ -1,0 +1,1 @@
+"""Domain values and rules: plain frozen dataclasses, no storage, no UI."""

@@ -1,0 +1,97 @@
+"""Who may do what: roles, permissions and the check every service makes.
+
+Pages hide what a role cannot use, but that is a courtesy; the rule lives here
+and every service calls `require` before it reads or writes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Literal, get_args
+
+from core.errors import PermissionDenied, ValidationError
+
+Role = Literal["clinician", "data_scientist", "auditor", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+ROLE_LABELS: dict[Role, str] = {
+    "clinician": "Clinician",
+    "data_scientist": "Data scientist",
+    "auditor": "Auditor",
+    "admin": "Administrator",
+}
+
+
+class Permission(Enum):
+    VIEW_REGISTRY = "view registered models"
+    VIEW_PRODUCTION_LOG = "view production monitoring"
+    VIEW_AUDIT_LOG = "view the audit log"
+    MANAGE_USERS = "manage user accounts"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    "clinician": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
+    "data_scientist": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
+    "auditor": frozenset(
+        {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}
+    ),
+    "admin": frozenset(
+        {
+            Permission.VIEW_REGISTRY,
+            Permission.VIEW_PRODUCTION_LOG,
+            Permission.VIEW_AUDIT_LOG,
+            Permission.MANAGE_USERS,
+        }
+    ),
+}
+
+
+@dataclass(frozen=True)
+class User:
+    """A person who can log in. The password hash never leaves the store adapter."""
+
+    username: str
+    full_name: str
+    role: Role
+    active: bool = True
+    locked_until: datetime | None = None
+    last_login_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """A logged-in user and when they were last active (naive UTC)."""
+
+    user: User
+    started_at: datetime
+    last_active_at: datetime
+
+
+def can(user: User, permission: Permission) -> bool:
+    return user.active and permission in ROLE_PERMISSIONS[user.role]
+
+
+def require(user: User, permission: Permission) -> None:
+    """Raise PermissionDenied unless `user`'s role grants `permission`."""
+    if not can(user, permission):
+        raise PermissionDenied(
+            f"{user.full_name} ({ROLE_LABELS[user.role].lower()}) may not {permission.value}. "
+            "Ask an administrator if your role should allow it."
+        )
+
+
+def parse_role(value: str) -> Role:
+    """Turn user input into a Role, or say which roles exist."""
+    for role in ROLES:
+        if value == role:
+            return role
+    raise ValidationError(f"unknown role {value!r}: choose one of {', '.join(ROLES)}")
+
+
+def command_line_operator(os_user: str) -> User:
+    """The actor for CLI commands. Whoever can run them can read and write the
+    store file directly, so the CLI acts with administrator rights and the audit
+    log names the operating-system account that ran it."""
+    return User(username=f"cli:{os_user}", full_name=f"Command-line operator ({os_user})", role="admin")

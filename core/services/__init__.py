@@ -1,0 +1,1 @@
+"""Services: the product's use cases, each checking permissions before acting."""

@@ -1,0 +1,192 @@
+"""Building the embedded demo: a synthetic ICU, its models, users and production log.
+
+The data and models come from the `data` package (written as a hospital data
+scientist would, with the plain MLflow API); this service wipes and refills
+MODELBOARD_HOME, refusing to touch anything that is not already a demo.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from core.adapters.store import Store, utc_now
+from core.config import Settings
+from core.domain.access import User
+from core.errors import ConfigurationError, StoreError
+from core.services.audit import record_event
+from core.services.auth import add_user
+from core.services.installation import installation_facts, open_store, set_fact
+
+DEMO_START = date(2026, 6, 1)  # first day of the demo's production log
+DERIVATION_START = date(2025, 1, 1)
+DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
+    ("ng", "Dr. Alice Ng", "clinician", "ng-icu-demo-2026"),
+    ("okafor", "Dr. Chidi Okafor", "clinician", "okafor-icu-demo-2026"),
+    ("lee", "Jordan Lee", "data_scientist", "lee-ds-demo-2026"),
+    ("kim", "Sam Kim", "auditor", "kim-audit-demo-2026"),
+    ("admin", "Morgan Reyes", "admin", "admin-demo-2026"),
+)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    home: Path
+    seed: int
+    cohort_digest: str
+    production_log_digest: str
+    versions: tuple[str, ...]
+    prediction_rows: int
+    users: tuple[tuple[str, str, str, str], ...] = DEMO_USERS
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _home_is_replaceable(settings: Settings) -> None:
+    if not settings.uses_embedded_mlflow:
+        raise ConfigurationError(
+            "MLFLOW_TRACKING_URI points at an external MLflow server: the demo writes only to the "
+            "embedded store. Unset MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI to build it."
+        )
+    if not settings.store_path.exists():
+        leftovers = [p.name for p in settings.home.glob("*") if p.name in ("mlflow.db", "artifacts")]
+        if leftovers:
+            raise ConfigurationError(
+                f"{settings.home} holds {', '.join(leftovers)} but no governance store: it is not a "
+                "ModelBoard demo, so it will not be wiped. Choose an empty folder with --home."
+            )
+        return
+    try:
+        facts = installation_facts(open_store(settings, migrate=False))
+    except StoreError as exc:
+        raise ConfigurationError(f"{exc} The demo will not overwrite it.") from exc
+    if not facts.is_demo:  # set first thing by a demo build, so a half-built demo is replaceable
+        raise ConfigurationError(
+            f"{settings.home} holds a real (non-demo) governance store; the demo will not overwrite it. "
+            "Choose another folder with --home or MODELBOARD_HOME."
+        )
+
+
+def _wipe(home: Path) -> None:
+    for name in ("governance.duckdb", "governance.duckdb.wal", "mlflow.db"):
+        (home / name).unlink(missing_ok=True)
+    shutil.rmtree(home / "artifacts", ignore_errors=True)
+
+
+def _git_commit() -> str | None:
+    """The commit of the code that trains the demo models, when run from a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: Progress | None = None) -> DemoSummary:
+    """Wipe MODELBOARD_HOME (only if it is empty or a demo) and build the demo in it."""
+    _home_is_replaceable(settings)
+    from data.cohort import cohort_digest, generate_icu_cohort, generate_readmission_cohort
+    from data.production import generate_production_log
+    from data.train import log_demo_models
+
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    _wipe(settings.home)
+    store = open_store(settings)
+    with store.transaction() as cur:
+        set_fact(cur, "demo", "true")
+    _create_users(store, operator)
+    lap("store and users")
+    say("Generating the synthetic ICU cohorts…")
+    cohort = generate_icu_cohort(20_000, seed=seed, start=DERIVATION_START, days=365)
+    post_change = generate_icu_cohort(
+        12_000, seed=seed + 1, start=date(2026, 1, 1), days=120, lactate_assay_change_day=0, id_prefix="ENCB"
+    )
+    readmission = generate_readmission_cohort(8_000, seed=seed + 2, start=DERIVATION_START, days=365)
+    lap("cohorts")
+    say("Training and logging the demo models in MLflow…")
+    logged = log_demo_models(
+        tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root, seed=seed,
+        git_commit=_git_commit(), cohort=cohort, post_change_cohort=post_change, readmission_cohort=readmission,
+    )
+    lap("models")
+    say("Writing 90 days of production predictions…")
+    log = generate_production_log(tracking_uri=settings.tracking_uri, seed=seed + 3, start=DEMO_START)
+    rows = _write_production_log(store, log, model_name="sepsis-icu", version=1)
+    lap("production log")
+    digest = cohort_digest(cohort)
+    log_digest = cohort_digest(log)
+    with store.transaction() as cur:
+        for key, value in (("demo_seed", str(seed)), ("demo_built_at", utc_now().isoformat()),
+                           ("demo_cohort_digest", digest), ("demo_log_digest", log_digest)):
+            set_fact(cur, key, value)
+        versions = [f"{v.model_name} v{v.version}" for v in logged]
+        record_event(cur, actor=operator.username, action="demo_built",
+                     detail={"seed": seed, "cohort_digest": digest, "versions": versions})
+    return DemoSummary(
+        home=settings.home, seed=seed, cohort_digest=digest, production_log_digest=log_digest,
+        versions=tuple(f"{v.model_name} v{v.version}" for v in logged), prediction_rows=rows, timings_s=timings,
+    )
+
+
+def demo_needed(settings: Settings) -> bool:
+    """True when MODELBOARD_HOME has no store yet, or holds a demo whose build never finished."""
+    if not settings.store_path.exists():
+        return True
+    facts = installation_facts(open_store(settings))
+    return facts.is_demo and facts.built_at is None
+
+
+def _create_users(store: Store, operator: User) -> None:
+    for username, full_name, role, password in DEMO_USERS:
+        add_user(store, operator, username=username, full_name=full_name, role=role, password=password)
+
+
+SENSITIVE_COLUMNS = ("sex", "age_band", "race_ethnicity", "payer")
+
+
+def _write_production_log(store: Store, log: pd.DataFrame, *, model_name: str, version: int) -> int:
+    from data.cohort import FEATURES
+
+    now = utc_now()
+    frame = pd.DataFrame({
+        "model_name": model_name,
+        "model_version": version,
+        "encounter_id": log["encounter_id"].astype(str),
+        "predicted_at": pd.to_datetime(log["predicted_at"]),
+        "score": log["score"].astype(float),
+        "decision": log["decision"].astype(bool),
+        "features": [json.dumps(r) for r in log[list(FEATURES)].to_dict(orient="records")],
+        "attributes": [json.dumps(r) for r in log[list(SENSITIVE_COLUMNS)].to_dict(orient="records")],
+        "ingested_at": now,
+    })
+    labels = pd.DataFrame({
+        "model_name": model_name,
+        "encounter_id": frame["encounter_id"],
+        "outcome": log["outcome"].astype(int),
+        "labelled_at": frame["predicted_at"] + pd.Timedelta(days=2),
+    })
+    with store.transaction() as cur:
+        cur.register("incoming_log", frame)
+        cur.execute("INSERT INTO prediction_log SELECT * FROM incoming_log")
+        cur.register("incoming_labels", labels)
+        cur.execute("INSERT INTO outcome_labels SELECT * FROM incoming_labels")
+    return len(frame)

@@ -1,0 +1,55 @@
+"""Opening an installation: the store (migrated) and the registry, plus its facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.adapters.registry import Registry
+from core.adapters.store import Cursor, Store
+from core.config import Settings
+from core.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class InstallationFacts:
+    is_demo: bool
+    demo_seed: int | None
+    built_at: datetime | None
+    schema_version: int
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The governance store for these settings, migrated to the latest schema."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create MODELBOARD_HOME {settings.home}: {exc.strerror}") from exc
+    store = Store(settings.store_path, lock_timeout_s=settings.store_lock_timeout_s)
+    if migrate:
+        store.migrate()
+    return store
+
+
+def open_registry(settings: Settings) -> Registry:
+    return Registry(settings.tracking_uri, settings.registry_uri)
+
+
+def set_fact(cur: Cursor, key: str, value: str) -> None:
+    cur.execute("INSERT OR REPLACE INTO installation (key, value) VALUES (?, ?)", [key, value])
+
+
+def installation_facts(store: Store) -> InstallationFacts:
+    rows = {r["key"]: r["value"] for r in store.query("SELECT key, value FROM installation")}
+    built = rows.get("demo_built_at")
+    return InstallationFacts(
+        is_demo=rows.get("demo") == "true",
+        demo_seed=int(rows["demo_seed"]) if "demo_seed" in rows else None,
+        built_at=datetime.fromisoformat(built) if built else None,
+        schema_version=store.schema_version(),
+    )
+
+
+def has_users(store: Store) -> bool:
+    row = store.query_one("SELECT count(*) AS n FROM users")
+    return bool(row and row["n"])

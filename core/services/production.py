@@ -1,0 +1,39 @@
+"""Reading the production prediction log: daily volume, alert rate and outcomes.
+
+A first look at production; drift statistics and alerts come with monitoring.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from core.adapters.store import Store
+from core.domain.access import Permission, User, require
+
+
+def logged_models(store: Store, viewer: User) -> list[str]:
+    require(viewer, Permission.VIEW_PRODUCTION_LOG)
+    return [r["model_name"] for r in store.query("SELECT DISTINCT model_name FROM prediction_log ORDER BY 1")]
+
+
+def daily_summary(store: Store, viewer: User, model_name: str) -> pd.DataFrame:
+    """One row per day: predictions, share flagged, mean score, and the observed
+    outcome rate among encounters whose outcome has arrived."""
+    require(viewer, Permission.VIEW_PRODUCTION_LOG)
+    return store.query_df(
+        """
+        SELECT CAST(date_trunc('day', p.predicted_at) AS DATE) AS day,
+               p.model_version                                   AS version,
+               count(*)                                          AS predictions,
+               avg(CAST(p.decision AS DOUBLE))                   AS flagged_share,
+               avg(p.score)                                      AS mean_score,
+               avg(CAST(l.outcome AS DOUBLE))                    AS outcome_rate,
+               count(l.outcome)                                  AS labelled
+        FROM prediction_log p
+        LEFT JOIN outcome_labels l USING (model_name, encounter_id)
+        WHERE p.model_name = ?
+        GROUP BY ALL
+        ORDER BY day
+        """,
+        [model_name],
+    )

@@ -1,0 +1,1 @@
+"""The embedded demo: a synthetic ICU, its models and its production log."""

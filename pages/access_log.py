@@ -1,0 +1,36 @@
+"""Audit log (auditors, administrators): who did what, when."""
+
+from datetime import date, datetime, time, timedelta
+
+import plotly.express as px
+import streamlit as st
+
+from app import cache, state
+from core.services.audit import AuditQuery, list_actions, list_events
+
+viewer = state.viewer().user
+store = cache.store()
+st.title("Audit log")
+st.caption("Every login, account change and governance action, appended and never edited.")
+
+c1, c2, c3 = st.columns(3)
+action = c1.selectbox("Action", ["(all)"] + list_actions(store, viewer))
+actor = c2.text_input("Actor (username)", max_chars=64).strip() or None
+period = c3.date_input("Dates (UTC)", value=(date.today() - timedelta(days=30), date.today()))
+since = until = None
+if isinstance(period, tuple) and len(period) == 2:
+    since = datetime.combine(period[0], time.min)
+    until = datetime.combine(period[1] + timedelta(days=1), time.min)
+
+events = list_events(store, viewer, AuditQuery(actor=actor, action=None if action == "(all)" else action,
+                                              since=since, until=until))
+st.metric("Events shown", len(events))
+if events.empty:
+    st.info("No audit events match these filters.")
+    st.stop()
+per_day = events.assign(day=events["occurred_at"].dt.date).groupby(["day", "action"]).size().reset_index(name="events")
+st.plotly_chart(px.bar(per_day, x="day", y="events", color="action", title="Events per day by action"),
+                width="stretch")
+st.dataframe(events, hide_index=True, width="stretch")
+st.download_button("Download as CSV", events.to_csv(index=False).encode(), file_name="modelboard-audit.csv",
+                   mime="text/csv")

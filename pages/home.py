@@ -1,0 +1,37 @@
+"""Home: what needs the viewer's attention, worded for their role."""
+
+import streamlit as st
+
+from app import cache, state
+from app.navigation import page_file
+from core.domain.access import ROLE_LABELS
+
+session = state.viewer()
+user = session.user
+st.title("Home")
+st.write(f"Welcome, {user.full_name} — {ROLE_LABELS[user.role].lower()}.")
+
+items = cache.attention(user)
+in_review = [i for i in items if i.status_label.startswith("In clinical review")]
+in_use = [i for i in items if "production" in i.aliases]
+
+c1, c2, c3 = st.columns(3)
+c1.metric("Model versions registered", len(items))
+c1.caption("Every version of every model in the MLflow registry.")
+c2.metric("Versions in clinical use", len(in_use))
+c2.caption("Versions that hold the 'production' alias: the ones patients' care depends on.")
+c3.metric("Waiting for clinical review", len(in_review))
+c3.caption("Submitted versions that need clinicians' sign-off before any patient use.")
+
+st.subheader("Needs your attention")
+if user.role == "clinician" and not in_review:
+    st.success("Nothing waits for your review right now.", icon=":material/check_circle:")
+
+for item in items:
+    with st.container(border=True):
+        left, right = st.columns([4, 1])
+        left.markdown(f"**{item.headline}**")
+        badge = "  ·  ".join([f"alias: {a}" for a in item.aliases] + [item.status_label])
+        left.caption(badge)
+        right.page_link(page_file("registry.py"), label="Open", icon=":material/arrow_forward:",
+                        query_params={"model": item.model, "version": str(item.version)})

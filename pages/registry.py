@@ -1,0 +1,93 @@
+"""Model registry: registered models, their versions, and one version's lineage."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from app import cache, state
+from app.wording import METRIC_NAMES, explain
+from core.domain.models import KEY_METRICS
+
+user = state.viewer().user
+st.title("Model registry")
+st.caption("Read live from MLflow, the source of truth for models. ModelBoard never copies the registry.")
+
+models = cache.models(user)
+if not models:
+    st.info("No models are registered in MLflow yet. A data scientist registers them with the MLflow API.")
+    st.stop()
+
+names = [m.name for m in models]
+asked = st.query_params.get("model")
+model_name = st.selectbox("Registered model", names, index=names.index(asked) if asked in names else 0)
+model = next(m for m in models if m.name == model_name)
+st.write(model.description or "No description was given for this model.")
+st.caption(" · ".join(f"alias **{a}** → version {v}" for a, v in sorted(model.aliases.items())) or "No aliases set.")
+
+versions = cache.versions(user, model_name)
+st.subheader("Versions")
+st.caption("Metrics below were **reported by the model's authors** when they logged the run in MLflow. "
+           "ModelBoard has not verified them; its own evaluation comes with clinical review.")
+table = pd.DataFrame([{
+    "Version": v.version,
+    "Aliases": ", ".join(v.aliases) or "—",
+    "Status": v.status_label,
+    **{METRIC_NAMES[k]: v.key_metrics.get(k) for k in KEY_METRICS},
+    "Logged by": v.logged_by,
+    "Logged at (UTC)": v.created_at,
+} for v in versions])
+st.dataframe(table, hide_index=True, width="stretch")
+
+chart_rows = [{"Version": f"v{v.version}", "Metric": METRIC_NAMES[k], "Value": v.key_metrics[k]}
+              for v in versions for k in KEY_METRICS if k in v.key_metrics and k != "val_brier"]
+if chart_rows:
+    fig = px.bar(pd.DataFrame(chart_rows), x="Metric", y="Value", color="Version", barmode="group",
+                 range_y=[0, 1], title="Reported validation metrics by version (higher is better)")
+    st.plotly_chart(fig, width="stretch")
+
+st.subheader("Version detail")
+numbers = [v.version for v in versions]
+asked_version = st.query_params.get("version")
+asked_number = int(asked_version) if asked_version and asked_version.isdigit() else None
+default = numbers.index(asked_number) if asked_number in numbers else 0
+version = st.selectbox("Version", numbers, index=default, format_func=lambda n: f"v{n}")
+detail = cache.version_detail(user, model_name, version)
+summary = detail.summary
+role = "in clinical use (alias 'production')" if "production" in summary.aliases else summary.status_label.lower()
+st.markdown(f"#### {model_name} v{version} — {role}")
+st.write(summary.description or "No description was given for this version.")
+
+outcome = detail.params.get("outcome", "the outcome")
+cols = st.columns(len(KEY_METRICS))
+for col, key in zip(cols, KEY_METRICS, strict=False):
+    if key in detail.metrics:
+        col.metric(METRIC_NAMES[key], f"{detail.metrics[key]:.3f}")
+        col.caption(explain(key, detail.metrics[key], outcome))
+
+lineage, params, metrics, tags = st.tabs(["Lineage", "Parameters", "All metrics", "Tags"])
+with lineage:
+    st.dataframe(pd.DataFrame([
+        {"Fact": "Run id", "Value": summary.run_id or "—"},
+        {"Fact": "Run name", "Value": detail.run_name or "—"},
+        {"Fact": "Logged by", "Value": summary.logged_by},
+        {"Fact": "Logged at (UTC)", "Value": str(summary.created_at)},
+        {"Fact": "Git commit of the training code", "Value": detail.git_commit or "not logged"},
+        {"Fact": "Model artifact source", "Value": detail.source},
+    ]), hide_index=True, width="stretch")
+    st.markdown("**Datasets logged with the run** (derivation cohort = training, validation cohort = evaluation)")
+    if detail.datasets:
+        st.dataframe(pd.DataFrame([{"Context": d.context, "Name": d.name, "Digest": d.digest,
+                                    "Rows": d.rows, "Source": d.source_type} for d in detail.datasets]),
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("No dataset was logged with this run.")
+with params:
+    st.dataframe(pd.DataFrame(sorted(detail.params.items()), columns=["Parameter", "Value"]),
+                 hide_index=True, width="stretch")
+with metrics:
+    st.dataframe(pd.DataFrame(sorted(detail.metrics.items()), columns=["Metric", "Value"]),
+                 hide_index=True, width="stretch")
+with tags:
+    rows = [("version", k, v) for k, v in detail.version_tags.items()]
+    rows += [("run", k, v) for k, v in detail.run_tags.items()]
+    st.dataframe(pd.DataFrame(rows, columns=["On", "Tag", "Value"]), hide_index=True, width="stretch")

@@ -1,0 +1,53 @@
+"""Shared fixtures: real DuckDB files and MLflow sqlite stores in temporary folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.adapters.store import Store
+from core.config import Settings, load_settings
+from core.domain.access import User, command_line_operator
+from core.services.installation import open_store
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+REPO = Path(__file__).resolve().parent.parent
+TEST_OUTPUT = REPO / "test-output"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for an empty installation in tmp_path, ignoring the caller's environment."""
+    return load_settings(env={}, home=tmp_path / "home")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Store:
+    return open_store(settings)
+
+
+@pytest.fixture
+def operator() -> User:
+    return command_line_operator("pytest")
+
+
+@pytest.fixture(scope="session")
+def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One embedded demo, built once per test session with the real builder."""
+    from core.services.demo import build_demo
+
+    settings = load_settings(env={}, home=tmp_path_factory.mktemp("demo") / "home")
+    build_demo(settings, command_line_operator("pytest"), seed=7)
+    return settings
+
+
+@pytest.fixture
+def demo_env(demo_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Point the app (which reads the environment) at the session's demo."""
+    monkeypatch.setenv("MODELBOARD_HOME", str(demo_settings.home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    return demo_settings

@@ -1,0 +1,60 @@
+"""End to end in headless Chromium against `streamlit run` on the embedded demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from core.config import Settings
+from tests.e2e.conftest import OUTPUT, REPO, app_env, log_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_clinician_sees_sepsis_v1_in_production(server: str, page: Page) -> None:
+    log_in(page, server, "ng", "ng-icu-demo-2026")
+    expect(page.get_by_text("DEMO", exact=False).first).to_be_visible()
+    line = page.get_by_text("sepsis-icu v1 is the version in clinical use")
+    expect(line).to_be_visible()
+    line.locator("xpath=ancestor::div[@data-testid='stHorizontalBlock'][1]").get_by_role("link", name="Open").click()
+    page.get_by_role("heading", name="Model registry").wait_for()
+    expect(page.get_by_role("heading", name="sepsis-icu v1 — in clinical use (alias 'production')")).to_be_visible()
+    expect(page.get_by_text("alias production → version 1")).to_be_visible()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=str(OUTPUT / "registry-clinician.png"))
+    # The clinician has no Users or Audit log page.
+    expect(page.get_by_role("link", name="Users")).to_have_count(0)
+    expect(page.get_by_role("link", name="Audit log")).to_have_count(0)
+
+
+def run_cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], input=stdin, capture_output=True, text=True,
+                          cwd=REPO, env=app_env(settings), timeout=120)
+
+
+def test_cli_writes_while_the_app_is_serving(server: str, page: Page, demo_settings: Settings) -> None:
+    """The app keeps serving logins (which write audit rows) while CLI commands write to the same store."""
+    new_users = [f"nurse{i}" for i in range(4)]
+
+    def add(name: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(demo_settings, "users", "add", "--username", name, "--full-name", f"Nurse {name}",
+                       "--role", "clinician", stdin="night-shift-password\n")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = pool.map(add, new_users)
+        for _ in range(2):  # the browser logs in and browses while the CLI writes
+            log_in(page, server, "admin", "admin-demo-2026")
+            page.get_by_role("link", name="Users").click()
+            page.get_by_role("heading", name="Users").wait_for()
+            page.get_by_role("button", name="Log out").click()
+            page.get_by_role("button", name="Log in").wait_for()
+        outcomes = list(results)
+    assert [r.returncode for r in outcomes] == [0] * len(new_users), [r.stderr for r in outcomes]
+    log_in(page, server, new_users[-1], "night-shift-password")
+    expect(page.get_by_text(f"Welcome, Nurse {new_users[-1]}")).to_be_visible()
+    listed = run_cli(demo_settings, "users", "list", "--json")
+    assert listed.returncode == 0 and all(name in listed.stdout for name in new_users)

@@ -1,0 +1,58 @@
+"""House rules that code review would otherwise have to catch by eye."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def python_files(folder: str) -> list[Path]:
+    files = sorted((REPO / folder).rglob("*.py"))
+    assert files, f"no Python files under {folder}/"
+    return files
+
+
+@pytest.mark.parametrize("path", python_files("core"), ids=lambda p: str(p.relative_to(REPO)))
+def test_core_never_imports_streamlit(path: Path) -> None:
+    assert not any(m == "streamlit" or m.startswith("streamlit.") for m in imported_modules(path))
+
+
+@pytest.mark.parametrize("path", python_files("core/domain"), ids=lambda p: str(p.relative_to(REPO)))
+def test_domain_imports_no_storage_library(path: Path) -> None:
+    storage = {"duckdb", "mlflow", "sqlite3"}
+    assert not {m.split(".")[0] for m in imported_modules(path)} & storage
+
+
+@pytest.mark.parametrize("path", python_files("pages") + python_files("app"), ids=lambda p: str(p.relative_to(REPO)))
+def test_pages_use_no_unsafe_html_sql_or_storage(path: Path) -> None:
+    text = path.read_text()
+    assert "unsafe_allow_html" not in text
+    modules = {m.split(".")[0] for m in imported_modules(path)}
+    assert not modules & {"duckdb", "mlflow", "sqlite3"}
+    if path.parent.name == "pages":
+        assert "SELECT " not in text.upper().replace("SELECTBOX", "")
+
+
+@pytest.mark.parametrize("path", python_files("pages"), ids=lambda p: p.name)
+def test_pages_stay_thin(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= 150
+
+
+def test_only_app_cache_uses_streamlit_caching() -> None:
+    users = [p for p in python_files("app") + python_files("pages") if "st.cache_" in p.read_text()]
+    assert [p.name for p in users] == ["cache.py"]

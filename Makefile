@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test demo install chromium lint typecheck clean-venv
+.PHONY: run test demo bench install chromium lint typecheck clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,11 @@ run: install
 demo: install
 	$(PY) -m core.cli demo
 
+bench: install chromium
+	bash bench/run.sh
+
 lint: install
-	$(PY) -m ruff check core app pages data tests
+	$(PY) -m ruff check core app pages data tests bench
 
 typecheck: install
 	$(PY) -m mypy core

@@ -1,10 +1,15 @@
 """Home: what needs the viewer's attention, worded for their role."""
 
+from datetime import timedelta
+
 import streamlit as st
 
 from app import cache, state
 from app.navigation import page_file
-from core.domain.access import ROLE_LABELS
+from core.domain.access import ROLE_LABELS, Permission, can
+from core.domain.clock import utc_now
+from core.services.audit import failed_logins_since
+from core.services.auth import locked_accounts
 
 session = state.viewer()
 user = session.user
@@ -26,6 +31,15 @@ c3.caption("Submitted versions that need clinicians' sign-off before any patient
 st.subheader("Needs your attention")
 if user.role == "clinician" and not in_review:
     st.success("Nothing waits for your review right now.", icon=":material/check_circle:")
+if can(user, Permission.MANAGE_USERS):
+    for account in locked_accounts(cache.store(), user):
+        st.warning(f"Account {account.username} ({account.full_name}) is locked after repeated failed logins "
+                   f"until {account.locked_until:%H:%M} UTC. Unlock it on the Users page if the person asks.",
+                   icon=":material/lock:")
+if can(user, Permission.VIEW_AUDIT_LOG):
+    failed = failed_logins_since(cache.store(), user, utc_now() - timedelta(hours=24))
+    st.info(f"{failed} failed login{'s' if failed != 1 else ''} in the last 24 hours (see the Audit log).",
+            icon=":material/policy:")
 
 for item in items:
     with st.container(border=True):

@@ -5,6 +5,7 @@ import streamlit as st
 
 from app import cache, state
 from core.domain.access import ROLE_LABELS, ROLES
+from core.domain.clock import utc_now
 from core.errors import ValidationError
 from core.services import auth
 
@@ -12,11 +13,11 @@ admin = state.viewer().user
 store = cache.store()
 st.title("Users")
 users = auth.list_users(store, admin)
-now = pd.Timestamp.utcnow().tz_localize(None)
+now = utc_now()
 st.dataframe(pd.DataFrame([{
     "Username": u.username, "Full name": u.full_name, "Role": ROLE_LABELS[u.role],
     "Account": "active" if u.active else "disabled",
-    "Locked": "locked until " + str(u.locked_until) if u.locked_until and u.locked_until > now else "no",
+    "Locked": f"locked until {u.locked_until:%H:%M} UTC" if u.is_locked(now) else "no",
     "Last login (UTC)": u.last_login_at,
 } for u in users]), hide_index=True, width="stretch")
 

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,11 @@ import duckdb
 import pandas as pd
 
 from core.adapters.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
+from core.domain.clock import utc_now
 from core.errors import SchemaTooNew, StoreBusy, StoreCorrupt, StoreError
 
 Cursor = duckdb.DuckDBPyConnection
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
-
-
-def utc_now() -> datetime:
-    """Naive UTC timestamp: the store's TIMESTAMP columns are UTC by convention."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Store:

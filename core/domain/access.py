@@ -59,6 +59,9 @@ class User:
     locked_until: datetime | None = None
     last_login_at: datetime | None = None
 
+    def is_locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
 
 @dataclass(frozen=True)
 class Session:

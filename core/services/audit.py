@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from core.adapters.store import Cursor, Store, utc_now
+from core.adapters.store import Cursor, Store
 from core.domain.access import Permission, User, require
+from core.domain.clock import utc_now
 
 SYSTEM_ACTOR = "system"
 
@@ -73,3 +74,12 @@ def list_events(store: Store, viewer: User, query: AuditQuery = AuditQuery()) ->
 def list_actions(store: Store, viewer: User) -> list[str]:
     require(viewer, Permission.VIEW_AUDIT_LOG)
     return [r["action"] for r in store.query("SELECT DISTINCT action FROM audit_events ORDER BY 1")]
+
+
+def failed_logins_since(store: Store, viewer: User, since: datetime) -> int:
+    """How many logins failed since `since`: a spike can mean someone is guessing passwords."""
+    require(viewer, Permission.VIEW_AUDIT_LOG)
+    row = store.query_one(
+        "SELECT count(*) AS n FROM audit_events WHERE action = 'login_failed' AND occurred_at >= ?", [since]
+    )
+    return int(row["n"]) if row else 0

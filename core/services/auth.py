@@ -17,9 +17,10 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from core.adapters.store import Store, utc_now
+from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import Permission, Role, Session, User, parse_role, require
+from core.domain.clock import utc_now
 from core.errors import AuthenticationFailed, NotFound, SessionExpired, ValidationError
 from core.services.audit import record_event
 
@@ -117,6 +118,13 @@ def get_user(store: Store, username: str) -> User | None:
 def list_users(store: Store, viewer: User) -> list[User]:
     require(viewer, Permission.MANAGE_USERS)
     return [_user_from_row(r) for r in store.query("SELECT * FROM users ORDER BY role, username")]
+
+
+def locked_accounts(store: Store, viewer: User, *, now: datetime | None = None) -> list[User]:
+    """Accounts locked right now after repeated failed logins (administrators only)."""
+    require(viewer, Permission.MANAGE_USERS)
+    rows = store.query("SELECT * FROM users WHERE locked_until > ? ORDER BY username", [now or utc_now()])
+    return [_user_from_row(r) for r in rows]
 
 
 def unlock_user(store: Store, actor: User, username: str) -> None:

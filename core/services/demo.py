@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.adapters.store import Store, utc_now
+from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import User
+from core.domain.clock import utc_now
 from core.errors import ConfigurationError, StoreError
 from core.services.audit import record_event
 from core.services.auth import add_user

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,9 @@ from streamlit.testing.v1 import AppTest
 from app.navigation import PAGES, pages_for
 from core.config import Settings
 from core.domain.access import ROLES, Session, User
-from core.services.auth import get_user
+from core.domain.clock import utc_now
+from core.errors import AuthenticationFailed
+from core.services.auth import LoginPolicy, authenticate, get_user
 from core.services.installation import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +33,7 @@ def logged_in(settings: Settings, role: str) -> AppTest:
     user = get_user(open_store(settings), USERNAMES[role])
     assert user is not None and user.role == role
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    now = datetime.utcnow()
+    now = utc_now()
     at.session_state["modelboard_session"] = Session(user=user, started_at=now, last_active_at=now)
     return at
 
@@ -120,9 +122,26 @@ def test_registry_shows_production_alias_for_v1(demo_env: Settings) -> None:
 
 def test_idle_session_expires_to_login(demo_env: Settings) -> None:
     at = logged_in(demo_env, "clinician")
-    old = datetime.utcnow() - timedelta(minutes=16)
+    old = utc_now() - timedelta(minutes=16)
     session = at.session_state["modelboard_session"]
     at.session_state["modelboard_session"] = Session(user=session.user, started_at=old, last_active_at=old)
     at.run()
     assert "without activity" in page_texts(at)
     assert [t.label for t in at.text_input] == ["Username", "Password"]
+
+
+def test_admin_sees_a_locked_account_and_unlocks_it(demo_env: Settings) -> None:
+    store = open_store(demo_env)
+    policy = LoginPolicy()
+    for _ in range(policy.max_failed_logins):
+        with pytest.raises(AuthenticationFailed):
+            authenticate(store, policy, "okafor", "not-the-password")
+    at = logged_in(demo_env, "admin").run()
+    assert any("Account okafor" in str(w.value) for w in at.warning)
+    assert any("failed login" in str(i.value) for i in at.info)
+    at.switch_page("../pages/users.py").run()
+    account = next(s for s in at.selectbox if s.label == "Account")
+    account.select("okafor").run()
+    next(b for b in at.button if b.label == "Unlock").click().run()
+    assert not at.exception
+    assert authenticate(store, policy, "okafor", "okafor-icu-demo-2026").user.username == "okafor"

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from core.adapters.store import Store, utc_now
+from core.adapters.store import Store
 from core.domain.access import Permission, User, require
+from core.domain.clock import utc_now
 from core.errors import AuthenticationFailed, PermissionDenied, SessionExpired, ValidationError
 from core.services import auth
 from core.services.audit import list_events

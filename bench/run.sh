@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# make bench: measured, never asserted. Starts ModelBoard on the demo in MODELBOARD_HOME
+# (building it if missing), then prints the first-render time of every page for every role.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$PY -m core.cli demo --if-missing >/dev/null
+$PY -m streamlit run app/main.py --server.address 127.0.0.1 --server.port "$PORT" --server.headless true \
+  --browser.gatherUsageStats false >/dev/null 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$PORT/_stcore/health" >/dev/null && break
+  sleep 0.5
+done
+$PY bench/page_render.py "http://127.0.0.1:$PORT"

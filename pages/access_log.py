@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import cache, state
-from core.services.audit import AuditQuery, list_actions, list_events
+from core.services.audit import AuditQuery, list_actions, list_events, record_export
 
 viewer = state.viewer().user
 store = cache.store()
@@ -22,8 +22,8 @@ if isinstance(period, tuple) and len(period) == 2:
     since = datetime.combine(period[0], time.min)
     until = datetime.combine(period[1] + timedelta(days=1), time.min)
 
-events = list_events(store, viewer, AuditQuery(actor=actor, action=None if action == "(all)" else action,
-                                              since=since, until=until))
+query = AuditQuery(actor=actor, action=None if action == "(all)" else action, since=since, until=until)
+events = list_events(store, viewer, query)
 st.metric("Events shown", len(events))
 if events.empty:
     st.info("No audit events match these filters.")
@@ -33,4 +33,6 @@ st.plotly_chart(px.bar(per_day, x="day", y="events", color="action", title="Even
                 width="stretch")
 st.dataframe(events, hide_index=True, width="stretch")
 st.download_button("Download as CSV", events.to_csv(index=False).encode(), file_name="modelboard-audit.csv",
-                   mime="text/csv")
+                   mime="text/csv", on_click=record_export,
+                   kwargs={"store": store, "viewer": viewer, "what": "audit log CSV", "rows": len(events),
+                           "filters": query})

@@ -83,3 +83,11 @@ def failed_logins_since(store: Store, viewer: User, since: datetime) -> int:
         "SELECT count(*) AS n FROM audit_events WHERE action = 'login_failed' AND occurred_at >= ?", [since]
     )
     return int(row["n"]) if row else 0
+
+
+def record_export(store: Store, viewer: User, *, what: str, rows: int, filters: AuditQuery) -> None:
+    """Exports are audited too: who took which records out of ModelBoard, and when."""
+    require(viewer, Permission.VIEW_AUDIT_LOG)
+    with store.transaction() as cur:
+        record_event(cur, actor=viewer.username, action="exported", target=what,
+                     detail={"rows": rows, "filters": filters.__dict__})

@@ -130,3 +130,13 @@ def test_new_account_validation_lists_every_problem(store: Store, operator: User
 def test_duplicate_username_refused(store: Store, clinician: User, operator: User) -> None:
     with pytest.raises(ValidationError, match="already taken"):
         auth.add_user(store, operator, username="ng", full_name="Other", role="auditor", password=PASSWORD)
+
+
+def test_exports_are_audited_and_need_audit_rights(store: Store, clinician: User, operator: User) -> None:
+    from core.services.audit import AuditQuery, record_export
+
+    with pytest.raises(PermissionDenied):
+        record_export(store, clinician, what="audit log CSV", rows=3, filters=AuditQuery())
+    record_export(store, operator, what="audit log CSV", rows=3, filters=AuditQuery(actor="ng"))
+    exported = list_events(store, operator, AuditQuery(action="exported"))
+    assert len(exported) == 1 and json.loads(exported["detail"][0])["filters"]["actor"] == "ng"

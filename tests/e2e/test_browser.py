@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from core.config import Settings
+from core.services.installation import open_store
 from tests.e2e.conftest import OUTPUT, REPO, app_env, log_in
 
 pytestmark = pytest.mark.browser
@@ -58,3 +59,18 @@ def test_cli_writes_while_the_app_is_serving(server: str, page: Page, demo_setti
     expect(page.get_by_text(f"Welcome, Nurse {new_users[-1]}")).to_be_visible()
     listed = run_cli(demo_settings, "users", "list", "--json")
     assert listed.returncode == 0 and all(name in listed.stdout for name in new_users)
+
+
+def test_auditor_exports_the_audit_log_and_the_export_is_audited(server: str, page: Page,
+                                                                  demo_settings: Settings) -> None:
+    log_in(page, server, "kim", "kim-audit-demo-2026")
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_role("heading", name="Audit log").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as CSV").click()
+    csv = download.value.path().read_text()
+    assert csv.splitlines()[0] == "id,occurred_at,actor,action,target,detail"
+    assert "login_succeeded" in csv
+    # Only ModelBoard's audited button exports: the table's own CSV button is switched off (strict locator above).
+    rows = open_store(demo_settings).query("SELECT actor FROM audit_events WHERE action = 'exported'")
+    assert {"actor": "kim"} in rows

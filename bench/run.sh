@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # make bench: measured, never asserted. Starts ModelBoard on the demo in MODELBOARD_HOME
 # (building it if missing), then prints the first-render time of every page for every role.
+# Before that: the subgroup engine against fairlearn on the same data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+echo "== Subgroup metrics: ModelBoard vs fairlearn MetricFrame (15 attribute sets, AUROC included) =="
+PYTHONPATH=. $PY bench/subgroups.py
+echo
+echo "== First render of every page, every role (headless Chromium, demo data) =="
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 $PY -m core.cli demo --if-missing >/dev/null
 $PY -m streamlit run app/main.py --server.address 127.0.0.1 --server.port "$PORT" --server.headless true \

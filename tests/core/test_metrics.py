@@ -1,0 +1,129 @@
+"""The vectorised subgroup engine, checked number by number against fairlearn and scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, count, selection_rate, true_negative_rate
+from sklearn.metrics import precision_score, recall_score, roc_auc_score
+from statsmodels.stats.proportion import proportion_confint
+
+from core.metrics.binary import auroc_by_group
+from core.metrics.intervals import wilson
+from core.metrics.subgroups import subgroup_metrics
+
+TOL = 1e-12
+
+
+def random_cohort(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    sensitive = pd.DataFrame({
+        "sex": rng.choice(["female", "male"], n),
+        "race": rng.choice(["White", "Black", "Asian", "Other"], n, p=[0.6, 0.2, 0.15, 0.05]),
+        "payer": rng.choice(["Medicare", "Medicaid", "Commercial"], n),
+    })
+    y = (rng.random(n) < 0.15).astype(int)
+    score = np.round(np.clip(0.15 + 0.3 * y + rng.normal(0, 0.2, n), 0, 1), 2)  # rounded: many ties
+    y[(sensitive["race"] == "Other").to_numpy()] = 0  # a group with no positives at all
+    return y, score, sensitive
+
+
+def _auroc_or_nan(y: np.ndarray, s: np.ndarray) -> float:
+    return float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def reference(y: np.ndarray, score: np.ndarray, sensitive: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """fairlearn MetricFrame per attribute set, flattened like ModelBoard's by_group."""
+    flagged = (score >= threshold).astype(int)
+    metrics = {"n": count, "sensitivity": lambda t, p: recall_score(t, p, zero_division=np.nan),
+               "specificity": true_negative_rate, "selection_rate": selection_rate,
+               "ppv": lambda t, p: precision_score(t, p, zero_division=np.nan)}
+    frames = []
+    for columns in (["sex"], ["race"], ["payer"], ["sex", "race"], ["sex", "payer"], ["race", "payer"]):
+        mf = MetricFrame(metrics=metrics, y_true=y, y_pred=flagged, sensitive_features=sensitive[columns])
+        auc = MetricFrame(metrics=_auroc_or_nan, y_true=y, y_pred=score, sensitive_features=sensitive[columns])
+        table = mf.by_group.assign(auroc=auc.by_group).reset_index()
+        table["group"] = table[columns].astype(str).agg(" / ".join, axis=1)
+        table["attribute_set"] = " × ".join(columns)
+        frames.append(table.drop(columns=columns))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_group_matches_fairlearn_and_sklearn(seed: int) -> None:
+    y, score, sensitive = random_cohort(5_000, seed)
+    report = subgroup_metrics(y, score, sensitive_features=sensitive, threshold=0.35, min_n=100)
+    ours = report.by_group.set_index(["attribute_set", "group"])
+    ref = reference(y, score, sensitive, 0.35).set_index(["attribute_set", "group"])
+    assert set(ref.index) <= set(ours.index)
+    for metric in ("n", "sensitivity", "specificity", "selection_rate", "ppv", "auroc"):
+        mine, theirs = ours.loc[ref.index, metric].to_numpy(float), ref[metric].to_numpy(float)
+        assert np.array_equal(np.isnan(mine), np.isnan(theirs)), metric
+        assert np.allclose(mine, theirs, atol=TOL, rtol=0, equal_nan=True), metric
+    overall = ours.loc[("overall", "all patients")]
+    assert overall["auroc"] == pytest.approx(roc_auc_score(y, score), abs=TOL)
+    assert overall["sensitivity"] == pytest.approx(recall_score(y, score >= 0.35), abs=TOL)
+
+
+def test_undefined_is_nan_never_zero_and_small_groups_are_kept() -> None:
+    y, score, sensitive = random_cohort(3_000, 4)
+    rows = subgroup_metrics(y, score, sensitive_features=sensitive, threshold=0.35, min_n=200).by_group
+    other = rows[(rows["attribute_set"] == "race") & (rows["group"] == "Other")].iloc[0]
+    assert other["positives"] == 0
+    assert np.isnan(other["sensitivity"]) and np.isnan(other["auroc"]) and np.isnan(other["sensitivity_lo"])
+    assert other["specificity"] > 0
+    assert not other["enough_patients"]  # kept, and marked "too few patients to judge"
+
+
+def test_gaps_use_fairlearn_between_groups_difference() -> None:
+    y, score, sensitive = random_cohort(20_000, 5)
+    sensitive = sensitive[["sex", "payer"]]  # every group large enough
+    report = subgroup_metrics(y, score, sensitive_features=sensitive, threshold=0.35, min_n=100, pairwise=False)
+    mf = MetricFrame(metrics=recall_score, y_true=y, y_pred=score >= 0.35, sensitive_features=sensitive["payer"])
+    gap = report.gaps.set_index(["attribute_set", "metric"]).loc[("payer", "sensitivity")]
+    assert gap["difference"] == pytest.approx(mf.difference(method="between_groups"), abs=TOL)
+    assert gap["ratio"] == pytest.approx(mf.ratio(method="between_groups"), abs=TOL)
+
+
+def test_threshold_convention_is_greater_or_equal() -> None:
+    y = np.array([1, 1, 0, 0])
+    score = np.array([0.5, 0.4, 0.5, 0.1])
+    rows = subgroup_metrics(y, score, sensitive_features=pd.DataFrame({"a": ["x"] * 4}), threshold=0.5).by_group
+    overall = rows.iloc[0]
+    assert (overall["tp"], overall["fp"], overall["fn"], overall["tn"]) == (1, 1, 1, 1)
+    # Hand-worked AUROC: pairs (0.5,0.5)=½, (0.5,0.1)=1, (0.4,0.5)=0, (0.4,0.1)=1 → 2.5/4.
+    assert overall["auroc"] == 0.625
+
+
+def test_wilson_matches_statsmodels() -> None:
+    k = np.array([0, 1, 17, 99, 100])
+    n = np.array([10, 10, 40, 100, 100])
+    lo, hi = wilson(k, n)
+    ref_lo, ref_hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    assert np.allclose(lo, ref_lo, atol=1e-12) and np.allclose(hi, ref_hi, atol=1e-12)
+    assert np.isnan(wilson(np.array([0]), np.array([0]))[0]).all()
+
+
+def delong_by_definition(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """DeLong et al. (1988) structural components, computed pair by pair."""
+    pos, neg = s[y == 1], s[y == 0]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    return float(psi.mean()), float(v10.var(ddof=1) / len(pos) + v01.var(ddof=1) / len(neg))
+
+
+def test_delong_variance_matches_the_pairwise_definition() -> None:
+    y, score, sensitive = random_cohort(1_500, 6)
+    codes = pd.factorize(sensitive["payer"], sort=True)[0].astype(np.int64)
+    result = auroc_by_group(y, score, codes, 3)
+    for g in range(3):
+        auc, var = delong_by_definition(y[codes == g], score[codes == g])
+        assert result.auroc[g] == pytest.approx(auc, abs=TOL)
+        assert result.variance[g] == pytest.approx(var, rel=1e-9)
+
+
+def test_labels_must_be_binary() -> None:
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        subgroup_metrics(np.array([0, 1, 2]), np.array([0.1, 0.2, 0.3]),
+                         sensitive_features=pd.DataFrame({"a": ["x", "y", "z"]}), threshold=0.5)

@@ -98,6 +98,35 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_usecase(args: argparse.Namespace) -> int:
+    from core.domain.usecase import to_document
+    from core.services import usecases
+    from core.services.installation import open_store
+
+    store = open_store(_settings(args))
+    operator = _operator()
+    if args.action == "import":
+        path = Path(args.target)
+        if not path.is_file():
+            raise ValidationError(f"{path} is not a file: give the path of a use-case YAML file")
+        use_case, created = usecases.import_use_case(store, operator, path.read_text(encoding="utf-8"))
+        verb = "Imported" if created else "Unchanged:"
+        _emit(args, {"created": created, **to_document(use_case)},
+              f"{verb} use case {use_case.name} v{use_case.version}.")
+    elif args.action == "export":
+        text = usecases.export_yaml(store, operator, args.target, args.version)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        else:
+            print(text, end="")
+    else:
+        found = usecases.list_use_cases(store, operator)
+        _emit(args, [to_document(u) for u in found],
+              "\n".join(f"{u.name} v{u.version}: {u.title} (models: {', '.join(u.models)})" for u in found)
+              or "No use cases yet.")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from core.services.installation import installation_facts, open_registry, open_store
 
@@ -136,12 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--role", choices=ROLES)
     users.set_defaults(func=cmd_users)
 
+    usecase = command("usecase", "import, export or list use cases (YAML)")
+    usecase.add_argument("action", choices=["import", "export", "list"])
+    usecase.add_argument("target", nargs="?", help="FILE.yaml to import, or NAME to export")
+    usecase.add_argument("--version", type=int, help="version to export (default: the latest)")
+    usecase.add_argument("--out", help="write the export to this file instead of printing it")
+    usecase.set_defaults(func=cmd_usecase)
+
     status = command("status", "show the installation: store schema, demo or not, registered models")
     status.set_defaults(func=cmd_status)
     return parser
 
 
 def _check_users_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.command == "usecase" and args.action in ("import", "export") and not args.target:
+        parser.error(f"usecase {args.action} needs {'a FILE.yaml' if args.action == 'import' else 'a NAME'}")
     if args.command != "users":
         return
     if args.action == "add":

@@ -93,4 +93,23 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "versioned use cases",
+        (
+            """
+            CREATE TABLE use_cases (
+                name        VARCHAR NOT NULL,
+                version     INTEGER NOT NULL,
+                definition  JSON NOT NULL,
+                imported_by VARCHAR NOT NULL,
+                imported_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (name, version)
+            )
+            """,
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

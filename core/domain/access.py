@@ -29,6 +29,7 @@ class Permission(Enum):
     VIEW_PRODUCTION_LOG = "view production monitoring"
     VIEW_AUDIT_LOG = "view the audit log"
     MANAGE_USERS = "manage user accounts"
+    MANAGE_USE_CASES = "define use cases and their criteria"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -43,6 +44,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_PRODUCTION_LOG,
             Permission.VIEW_AUDIT_LOG,
             Permission.MANAGE_USERS,
+            Permission.MANAGE_USE_CASES,
         }
     ),
 }

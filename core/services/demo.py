@@ -26,7 +26,9 @@ from core.errors import ConfigurationError, StoreError
 from core.services.audit import record_event
 from core.services.auth import add_user
 from core.services.installation import installation_facts, open_store, set_fact
+from core.services.usecases import import_use_case
 
+USE_CASE_DIR = Path(__file__).resolve().parents[2] / "data" / "usecases"
 DEMO_START = date(2026, 6, 1)  # first day of the demo's production log
 DERIVATION_START = date(2025, 1, 1)
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
@@ -133,6 +135,8 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
     log = generate_production_log(tracking_uri=settings.tracking_uri, seed=seed + 3, start=DEMO_START)
     rows = _write_production_log(store, log, model_name="sepsis-icu", version=1)
     lap("production log")
+    for path in sorted(USE_CASE_DIR.glob("*.yaml")):
+        import_use_case(store, operator, path.read_text(encoding="utf-8"))
     digest = cohort_digest(cohort)
     log_digest = cohort_digest(log)
     with store.transaction() as cur:

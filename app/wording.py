@@ -27,3 +27,8 @@ def explain(metric: str, value: float, outcome: str = "the outcome") -> str:
         "val_brier": f"Mean squared error of the predicted risk: {value:.3f} (lower is better; 0 is perfect).",
     }
     return sentences.get(metric, "")
+
+
+def verdict(passed: bool) -> str:
+    """Pass/fail in words and an icon, never by colour alone."""
+    return ":material/check_circle: **Pass**" if passed else ":material/cancel: **Fail**"

@@ -127,6 +127,36 @@ def cmd_usecase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from core.services.installation import open_registry, open_store
+    from core.services.submission import SubmissionRequest, submit_version
+
+    settings = _settings(args)
+    if args.version < 1:
+        raise ValidationError(f"--version must be a registered version number (1, 2, …), not {args.version}")
+    sensitive = tuple(c.strip() for c in args.sensitive.split(",") if c.strip()) if args.sensitive else None
+    request = SubmissionRequest(model=args.model, version=args.version,
+                                eval_data=Path(args.eval_data) if args.eval_data else None, label=args.label,
+                                sensitive=sensitive, deidentified=args.deidentified)
+
+    def progress(step: str, fraction: float) -> None:
+        if not args.json:
+            print(f"[{fraction * 100:3.0f}%] {step}", file=sys.stderr, flush=True)
+
+    stored = submit_version(settings, open_store(settings), open_registry(settings), _operator(),
+                            request, progress=progress)
+    result = stored.result
+    summary = {k: result.get(k) for k in ("model", "version", "threshold", "overall", "subgroups", "criteria",
+                                           "criteria_passed")} | {"evaluation_id": stored.id, "reused": stored.reused}
+    failed = [c for c in result.get("criteria", []) if not c["passed"]]
+    text = "\n".join([f"{args.model} v{args.version} evaluated ({'reused' if stored.reused else 'new'} "
+                      f"evaluation {stored.id}); now in clinical review."]
+                     + [f"  {'PASS' if c['passed'] else 'FAIL'}  {c['criterion']}: {c['observed']} "
+                        f"(required {c['required']})" for c in result.get("criteria", [])])
+    _emit(args, summary, text)
+    return 3 if failed else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from core.services.installation import installation_facts, open_registry, open_store
 
@@ -171,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     usecase.add_argument("--version", type=int, help="version to export (default: the latest)")
     usecase.add_argument("--out", help="write the export to this file instead of printing it")
     usecase.set_defaults(func=cmd_usecase)
+
+    submit = command("submit", "evaluate a registered version for clinical review (exit 3 if a criterion fails)")
+    submit.add_argument("--model", required=True, help="registered model name")
+    submit.add_argument("--version", required=True, type=int, help="registered version number")
+    submit.add_argument("--eval-data", help="CSV or Parquet evaluation set (default: the one logged with the run)")
+    submit.add_argument("--label", help="outcome column (default: the use case's label)")
+    submit.add_argument("--sensitive", help="comma-separated sensitive attribute columns (default: the use case's)")
+    submit.add_argument("--deidentified", action="store_true",
+                        help="declare the data de-identified although identifier-like columns were found (audited)")
+    submit.set_defaults(func=cmd_submit)
 
     status = command("status", "show the installation: store schema, demo or not, registered models")
     status.set_defaults(func=cmd_status)

@@ -28,6 +28,7 @@ class Settings:
     max_failed_logins: int = 5
     lockout_minutes: int = 15
     store_lock_timeout_s: float = 15.0
+    max_upload_mb: int = 200
 
     @property
     def store_path(self) -> Path:
@@ -81,6 +82,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: Path | None = N
         max_failed_logins=int(_positive_number(env, "MODELBOARD_MAX_FAILED_LOGINS", 5)),
         lockout_minutes=int(_positive_number(env, "MODELBOARD_LOCKOUT_MINUTES", 15)),
         store_lock_timeout_s=_positive_number(env, "MODELBOARD_LOCK_TIMEOUT_S", 15.0),
+        max_upload_mb=int(_positive_number(env, "MODELBOARD_MAX_UPLOAD_MB", 200)),
     )
 
 

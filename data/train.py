@@ -9,6 +9,7 @@ explicit list of trusted types (docs/decisions/0002-model-serialization.md).
 from __future__ import annotations
 
 import importlib.metadata
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,8 +124,7 @@ def _train_and_log(client: MlflowClient, spec: TrainingSpec, *, seed: int, artif
         mlflow.log_input(from_pandas(train[dataset_cols], targets=spec.label,
                                                  name=f"{spec.model_name}-derivation-cohort"), context="training")
         eval_cols = ["encounter_id"] + spec.features + [c for c in SENSITIVE if c not in spec.features] + [spec.label]
-        mlflow.log_input(from_pandas(valid[eval_cols], targets=spec.label,
-                                                 name=f"{spec.model_name}-validation-cohort"), context="evaluation")
+        _log_validation_cohort(valid[eval_cols], spec)
         info = mlflow.sklearn.log_model(
             model, name="model", signature=infer_signature(X_valid, proba), input_example=X_valid.head(5),
             registered_model_name=spec.model_name, serialization_format="skops",
@@ -134,6 +134,18 @@ def _train_and_log(client: MlflowClient, spec: TrainingSpec, *, seed: int, artif
     version = int(info.registered_model_version)
     client.update_model_version(spec.model_name, str(version), description=spec.version_description)
     return LoggedVersion(spec.model_name, version, run.info.run_id, spec.algorithm, metrics["val_auroc"])
+
+
+def _log_validation_cohort(valid: pd.DataFrame, spec: TrainingSpec) -> None:
+    """Log the validation cohort as a Parquet artifact and as the run's evaluation dataset,
+    so ModelBoard can evaluate the version on exactly these patients."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "validation-cohort.parquet"
+        valid.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="datasets")
+    uri = mlflow.get_artifact_uri("datasets/validation-cohort.parquet")
+    dataset = from_pandas(valid, source=uri, targets=spec.label, name=f"{spec.model_name}-validation-cohort")
+    mlflow.log_input(dataset, context="evaluation")
 
 
 def _logistic() -> Pipeline:

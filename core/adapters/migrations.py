@@ -112,4 +112,42 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        4,
+        "evaluations computed by ModelBoard's worker, and their per-patient scores",
+        (
+            """
+            CREATE TABLE evaluations (
+                id               VARCHAR PRIMARY KEY,
+                model_name       VARCHAR NOT NULL,
+                model_version    INTEGER NOT NULL,
+                use_case         VARCHAR NOT NULL,
+                use_case_version INTEGER NOT NULL,
+                status           VARCHAR NOT NULL,
+                request          JSON NOT NULL,
+                data_digest      VARCHAR NOT NULL,
+                submitted_by     VARCHAR NOT NULL,
+                submitted_at     TIMESTAMP NOT NULL,
+                finished_at      TIMESTAMP,
+                result           JSON,
+                result_sha256    VARCHAR,
+                error            VARCHAR
+            )
+            """,
+            """
+            CREATE TABLE evaluation_rows (
+                evaluation_id VARCHAR NOT NULL,
+                row_index     INTEGER NOT NULL,
+                encounter_id  VARCHAR,
+                label         INTEGER NOT NULL,
+                score         DOUBLE NOT NULL,
+                attributes    JSON NOT NULL,
+                PRIMARY KEY (evaluation_id, row_index)
+            )
+            """,
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +53,7 @@ class Registry:
     def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
         quiet_mlflow()
         self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -149,6 +152,56 @@ class Registry:
 
     def version_for_alias(self, name: str, alias: str) -> int | None:
         return self.aliases(name).get(alias)
+
+    @contextmanager
+    def _global_uris(self) -> Iterator[None]:
+        """Some MLflow helpers read only the process-wide URIs: point them here for the call."""
+        import mlflow
+
+        before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+
+    def model_inputs(self, name: str, version: int) -> list[tuple[str, str]]:
+        """(column, type) pairs of the version's signature, read from its MLmodel file only."""
+        from mlflow.models import get_model_info
+
+        self.get_version(name, version)  # NotFound for versions the registry does not hold
+        try:
+            with self._global_uris():
+                info = get_model_info(f"models:/{name}/{version}")
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(f"cannot read the MLmodel file of {name} v{version}: {exc}") from exc
+        if info.signature is None or info.signature.inputs is None:
+            raise RegistryError(f"{name} v{version} was logged without a signature: log it again with "
+                                "signature=infer_signature(X, model.predict_proba(X))")
+        inputs = info.signature.inputs
+        return [(n, str(t).removeprefix("DataType.")) for n, t in
+                zip(inputs.input_names(), inputs.input_types(), strict=True)]
+
+    def evaluation_dataset_path(self, name: str, version: int) -> str:
+        """Local path of the evaluation dataset logged with the version's run, if it can be fetched."""
+        import mlflow.data
+
+        detail = self.get_version(name, version)
+        run = self._run(detail.summary.run_id)
+        inputs = run.inputs.dataset_inputs if run and run.inputs else []
+        for dataset_input in inputs:
+            if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in dataset_input.tags or []):
+                try:
+                    with self._global_uris():
+                        return str(mlflow.data.get_source(dataset_input.dataset).load())
+                except Exception as exc:  # noqa: BLE001 - any source type may fail in its own way
+                    raise RegistryError(
+                        f"the evaluation dataset logged with {name} v{version} cannot be fetched ({exc}); "
+                        "pass the evaluation data as a file instead (--eval-data FILE)") from exc
+        raise NotFound(f"{name} v{version} has no evaluation dataset logged with its run: "
+                       "pass the evaluation data as a file (--eval-data FILE)")
 
 
 def _datasets(run: Run | None) -> tuple[DatasetRef, ...]:

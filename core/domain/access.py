@@ -30,11 +30,14 @@ class Permission(Enum):
     VIEW_AUDIT_LOG = "view the audit log"
     MANAGE_USERS = "manage user accounts"
     MANAGE_USE_CASES = "define use cases and their criteria"
+    SUBMIT_MODELS = "submit model versions for review"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "clinician": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
-    "data_scientist": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
+    "data_scientist": frozenset(
+        {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS}
+    ),
     "auditor": frozenset(
         {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}
     ),
@@ -45,6 +48,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_AUDIT_LOG,
             Permission.MANAGE_USERS,
             Permission.MANAGE_USE_CASES,
+            Permission.SUBMIT_MODELS,
         }
     ),
 }

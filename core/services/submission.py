@@ -1,0 +1,146 @@
+"""Submitting a registered version for clinical review.
+
+Validation happens here, in the calling process, before anything is written.
+The model itself is loaded only by the evaluation worker, a separate process
+(`python -m core.worker`), so the Streamlit server never unpickles a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.adapters.registry import Registry
+from core.adapters.store import Store
+from core.config import REPO_ROOT, Settings
+from core.domain.access import Permission, User, require
+from core.domain.clock import utc_now
+from core.errors import ModelBoardError, ValidationError
+from core.services.audit import record_event
+from core.services.evaluation_data import EvaluationData, check_evaluation_data, read_table
+from core.services.usecases import use_case_for_model
+
+Progress = Callable[[str, float], None]
+
+
+class EvaluationFailed(ModelBoardError):
+    """The worker could not evaluate the version; its message says why."""
+
+
+@dataclass(frozen=True)
+class SubmissionRequest:
+    model: str
+    version: int
+    eval_data: Path | None = None
+    label: str | None = None
+    sensitive: tuple[str, ...] | None = None
+    deidentified: bool = False
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    id: str
+    model: str
+    version: int
+    status: str
+    result: dict[str, Any]
+    result_sha256: str
+    reused: bool = False
+
+
+def _load(settings: Settings, registry: Registry, request: SubmissionRequest, label: str,
+          sensitive: tuple[str, ...]) -> EvaluationData:
+    inputs = registry.model_inputs(request.model, request.version)
+    if request.eval_data is not None:
+        path, source = request.eval_data, f"file {request.eval_data.name}"
+    else:
+        path = Path(registry.evaluation_dataset_path(request.model, request.version))
+        source = "the evaluation dataset logged with the run"
+    frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
+    return check_evaluation_data(frame, inputs=inputs, label=label, sensitive=sensitive,
+                                 deidentified=request.deidentified, source=source)
+
+
+def submit_version(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
+                   *, progress: Progress | None = None) -> StoredEvaluation:
+    """Validate, record the submission, run the worker, and return the stored evaluation.
+
+    A version already evaluated on the same data under the same use-case version
+    is not evaluated again: evaluation runs once per version.
+    """
+    require(actor, Permission.SUBMIT_MODELS)
+    use_case = use_case_for_model(store, actor, request.model)
+    label = request.label or use_case.label
+    sensitive = request.sensitive or use_case.sensitive_attributes
+    data = _load(settings, registry, request, label, sensitive)
+    existing = store.query_one(
+        "SELECT id FROM evaluations WHERE model_name = ? AND model_version = ? AND data_digest = ? "
+        "AND use_case_version = ? AND status = 'complete'",
+        [request.model, request.version, data.digest, use_case.version])
+    if existing:
+        return load_evaluation(store, actor, existing["id"], reused=True)
+    evaluation_id = uuid.uuid4().hex
+    folder = settings.home / "evaluations" / evaluation_id
+    folder.mkdir(parents=True)
+    data.frame.to_parquet(folder / "data.parquet", index=False)
+    payload = {"label": label, "sensitive": list(sensitive), "threshold": use_case.threshold,
+               "use_case": use_case.name, "min_n": use_case.criteria.min_subgroup_n, "source": data.source,
+               "features": [n for n, _ in registry.model_inputs(request.model, request.version)]}
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO evaluations (id, model_name, model_version, use_case, use_case_version, status, "
+                    "request, data_digest, submitted_by, submitted_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                    [evaluation_id, request.model, request.version, use_case.name, use_case.version,
+                     json.dumps(payload), data.digest, actor.username, utc_now()])
+        record_event(cur, actor=actor.username, action="version_submitted",
+                     target=f"{request.model} v{request.version}",
+                     detail={"evaluation": evaluation_id, "data": data.source, "digest": data.digest,
+                             "rows": len(data.frame)})
+        if data.identifiers:
+            record_event(cur, actor=actor.username, action="deidentified_declared",
+                         target=f"{request.model} v{request.version}",
+                         detail={"columns": [f.message() for f in data.identifiers]})
+    _run_worker(settings, evaluation_id, progress)
+    return load_evaluation(store, actor, evaluation_id)
+
+
+def _run_worker(settings: Settings, evaluation_id: str, progress: Progress | None) -> None:
+    env = dict(os.environ) | {"MODELBOARD_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri,
+                              "MLFLOW_REGISTRY_URI": settings.registry_uri}
+    proc = subprocess.Popen([sys.executable, "-m", "core.worker", evaluation_id], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if progress and "step" in event:
+            progress(str(event["step"]), float(event.get("fraction", 0.0)))
+    stderr = proc.stderr.read() if proc.stderr else ""
+    if proc.wait() != 0:
+        reason = stderr.strip().splitlines()[-1] if stderr.strip() else "the worker stopped without a reason"
+        raise EvaluationFailed(f"evaluation {evaluation_id} failed: {reason.removeprefix('error: ')}")
+
+
+def load_evaluation(store: Store, viewer: User, evaluation_id: str, *, reused: bool = False) -> StoredEvaluation:
+    require(viewer, Permission.VIEW_REGISTRY)
+    row = store.query_one("SELECT * FROM evaluations WHERE id = ?", [evaluation_id])
+    if row is None:
+        raise ValidationError(f"no evaluation with id {evaluation_id!r}")
+    return StoredEvaluation(row["id"], row["model_name"], int(row["model_version"]), row["status"],
+                            json.loads(row["result"] or "{}"), row["result_sha256"] or "", reused)
+
+
+def latest_evaluation(store: Store, viewer: User, model: str, version: int) -> StoredEvaluation | None:
+    """The newest complete evaluation of a version, or None if it was never evaluated."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    row = store.query_one("SELECT id FROM evaluations WHERE model_name = ? AND model_version = ? "
+                          "AND status = 'complete' ORDER BY finished_at DESC LIMIT 1", [model, version])
+    return load_evaluation(store, viewer, row["id"]) if row else None

@@ -151,8 +151,10 @@ def calibration(y_true: np.ndarray, y_score: np.ndarray, *, bins: int = 10) -> C
     """When the model says 20 %, do about 20 % develop the outcome? ECE, slope, intercept, curve."""
     y = np.asarray(y_true).astype(float)
     score = np.asarray(y_score, dtype=float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges[1:-1], score, side="right"), 0, bins - 1)
+    # Same bins as scikit-learn's calibration_curve(strategy="uniform"): a score on an edge
+    # belongs to the lower bin, and 1.0 to the last one.
+    edges = np.linspace(0.0, 1.0 + 1e-8, bins + 1)
+    which = np.searchsorted(edges[1:-1], score)
     count = np.bincount(which, minlength=bins)
     predicted = np.bincount(which, weights=score, minlength=bins)
     observed = np.bincount(which, weights=y, minlength=bins)

@@ -15,6 +15,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from data.cohort import FEATURES, LABEL, SENSITIVE, generate_icu_cohort
+from data.train import tracking
 
 
 def generate_production_log(*, tracking_uri: str, seed: int, start: date, model_name: str = "sepsis-icu",
@@ -23,16 +24,12 @@ def generate_production_log(*, tracking_uri: str, seed: int, start: date, model_
     """Admissions over `days` days scored by the registered version, deterministic from `seed`."""
     admissions = generate_icu_cohort(per_day * days, seed=seed, start=start, days=days,
                                      lactate_assay_change_day=shift_day, id_prefix="PRD")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
+    with tracking(tracking_uri):
         client = MlflowClient(tracking_uri)
         run_id = str(client.get_model_version(model_name, str(version)).run_id)
         threshold = float(client.get_run(run_id).data.params["decision_threshold"])
         model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
         proba = np.asarray(model.predict(admissions[FEATURES].astype("float64")))
-    finally:
-        mlflow.set_tracking_uri(previous)
     score = proba[:, 1] if proba.ndim == 2 else proba
     return pd.DataFrame({
         "encounter_id": admissions["encounter_id"],

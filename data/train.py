@@ -9,8 +9,11 @@ explicit list of trusted types (docs/decisions/0002-model-serialization.md).
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,15 +185,32 @@ def _specs(cohort: pd.DataFrame, post_change: pd.DataFrame, readmission: pd.Data
     ]
 
 
+@contextmanager
+def tracking(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at `uri` for a while. mlflow.set_tracking_uri also writes
+    MLFLOW_TRACKING_URI into os.environ, so the environment is restored too."""
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def log_demo_models(*, tracking_uri: str, artifact_root: Path, seed: int, git_commit: str | None,
                     cohort: pd.DataFrame, post_change_cohort: pd.DataFrame, readmission_cohort: pd.DataFrame,
                     logged_by: str = "lee") -> list[LoggedVersion]:
     """Train, log and register every demo version; `production` → v1 of each model."""
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
+    with tracking(tracking_uri), warnings.catch_warnings():
         # Integer columns (age, sex, the label) are complete in these cohorts; MLflow's hint does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         client = MlflowClient(tracking_uri)
         tags = {"mlflow.user": logged_by, "modelboard.demo": "true"}
         if git_commit:
@@ -199,8 +219,6 @@ def log_demo_models(*, tracking_uri: str, artifact_root: Path, seed: int, git_co
                   for spec in _specs(cohort, post_change_cohort, readmission_cohort, seed)]
         _describe_and_alias(client)
         return logged
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 def _describe_and_alias(client: MlflowClient) -> None:

@@ -51,3 +51,13 @@ def demo_env(demo_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settin
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     return demo_settings
+
+
+@pytest.fixture(scope="session")
+def evaluated_v2(demo_settings: Settings) -> object:
+    """sepsis-icu v2 submitted once for the session, through the real worker process."""
+    from core.services.installation import open_registry
+    from core.services.submission import SubmissionRequest, submit_version
+
+    return submit_version(demo_settings, open_store(demo_settings), open_registry(demo_settings),
+                          command_line_operator("pytest"), SubmissionRequest("sepsis-icu", 2))

@@ -19,6 +19,7 @@ from core.domain.access import command_line_operator
 from core.services.demo import build_demo
 from core.services.installation import installation_facts, open_store
 from data.cohort import ASSAY_B_OFFSET, ASSAY_B_SLOPE, FEATURES, LABEL, cohort_digest, generate_icu_cohort
+from data.train import tracking
 
 START = date(2025, 1, 1)
 
@@ -96,10 +97,10 @@ def _validation_cohort(client: MlflowClient, version: str) -> pd.DataFrame:
 
 
 def test_models_load_through_pyfunc_and_miss_more_black_patients(demo_settings: Settings) -> None:
-    mlflow.set_tracking_uri(demo_settings.tracking_uri)
     client = MlflowClient(demo_settings.tracking_uri)
     validation = _validation_cohort(client, "1")
-    model = mlflow.pyfunc.load_model("models:/sepsis-icu/1")
+    with tracking(demo_settings.tracking_uri):
+        model = mlflow.pyfunc.load_model("models:/sepsis-icu/1")
     score = np.asarray(model.predict(validation[FEATURES].astype("float64")))[:, 1]
     assert ((score >= 0) & (score <= 1)).all()
     run = client.get_run(str(client.get_model_version("sepsis-icu", "1").run_id))

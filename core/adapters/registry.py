@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,36 +151,37 @@ class Registry:
     def version_for_alias(self, name: str, alias: str) -> int | None:
         return self.aliases(name).get(alias)
 
-    @contextmanager
-    def _global_uris(self) -> Iterator[None]:
-        """Some MLflow helpers read only the process-wide URIs: point them here for the call."""
-        import mlflow
-
-        before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.registry_uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(before[0])
-            mlflow.set_registry_uri(before[1])
-
     def model_inputs(self, name: str, version: int) -> list[tuple[str, str]]:
-        """(column, type) pairs of the version's signature, read from its MLmodel file only."""
-        from mlflow.models import get_model_info
+        """(column, type) pairs of the version's signature, read from its MLmodel file only
+        (a YAML file: nothing is unpickled)."""
+        import tempfile
 
-        self.get_version(name, version)  # NotFound for versions the registry does not hold
+        from mlflow.artifacts import download_artifacts
+        from mlflow.models import Model
+
+        mv = self._call(f"read version {version} of {name!r}", self.client.get_model_version,
+                        check_model_name(name), str(version))
         try:
-            with self._global_uris():
-                info = get_model_info(f"models:/{name}/{version}")
+            location = self._artifact_location(mv)
+            with tempfile.TemporaryDirectory() as folder:
+                local = download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=folder,
+                                           tracking_uri=self.tracking_uri)
+                signature = Model.load(local).signature
         except (MlflowException, OSError) as exc:
             raise RegistryError(f"cannot read the MLmodel file of {name} v{version}: {exc}") from exc
-        if info.signature is None or info.signature.inputs is None:
+        if signature is None or signature.inputs is None:
             raise RegistryError(f"{name} v{version} was logged without a signature: log it again with "
                                 "signature=infer_signature(X, model.predict_proba(X))")
-        inputs = info.signature.inputs
+        inputs = signature.inputs
         return [(n, str(t).removeprefix("DataType.")) for n, t in
                 zip(inputs.input_names(), inputs.input_types(), strict=True)]
+
+    def _artifact_location(self, mv: ModelVersion) -> str:
+        """Where the version's model files live, without going through process-wide MLflow URIs."""
+        model_id = getattr(mv, "model_id", None)
+        if model_id:
+            return str(self.client.get_logged_model(model_id).artifact_location)
+        return str(self.client.get_model_version_download_uri(mv.name, mv.version))
 
     def evaluation_dataset_path(self, name: str, version: int) -> str:
         """Local path of the evaluation dataset logged with the version's run, if it can be fetched."""
@@ -194,8 +193,7 @@ class Registry:
         for dataset_input in inputs:
             if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in dataset_input.tags or []):
                 try:
-                    with self._global_uris():
-                        return str(mlflow.data.get_source(dataset_input.dataset).load())
+                    return str(mlflow.data.get_source(dataset_input.dataset).load())
                 except Exception as exc:  # noqa: BLE001 - any source type may fail in its own way
                     raise RegistryError(
                         f"the evaluation dataset logged with {name} v{version} cannot be fetched ({exc}); "

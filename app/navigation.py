@@ -21,6 +21,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("home.py", "Home", ":material/home:"),
     PageSpec("registry.py", "Model registry", ":material/inventory_2:", Permission.VIEW_REGISTRY),
+    PageSpec("submit.py", "Submit", ":material/upload:", Permission.SUBMIT_MODELS),
     PageSpec("fairness.py", "Fairness", ":material/balance:", Permission.VIEW_REGISTRY),
     PageSpec("production.py", "Production log", ":material/monitor_heart:", Permission.VIEW_PRODUCTION_LOG),
     PageSpec("access_log.py", "Audit log", ":material/policy:", Permission.VIEW_AUDIT_LOG),

@@ -20,7 +20,8 @@ if not evaluated:
 choice = st.selectbox("Model version", evaluated, format_func=lambda e: f"{e.model} v{e.version}")
 evaluation = review.evaluation_of(store, user, choice.evaluation_id)
 result, table = evaluation.result, review.subgroup_frame(evaluation)
-outcome = "the outcome"
+outcome = str(result.get("outcome", "the outcome"))
+outcome = outcome[:1].lower() + outcome[1:]
 
 st.subheader("Use-case criteria")
 for c in result["criteria"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -193,7 +194,9 @@ class Registry:
         for dataset_input in inputs:
             if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in dataset_input.tags or []):
                 try:
-                    return str(mlflow.data.get_source(dataset_input.dataset).load())
+                    with warnings.catch_warnings():  # MLflow warns that two source classes match a local file
+                        warnings.simplefilter("ignore", UserWarning)
+                        return str(mlflow.data.get_source(dataset_input.dataset).load())
                 except Exception as exc:  # noqa: BLE001 - any source type may fail in its own way
                     raise RegistryError(
                         f"the evaluation dataset logged with {name} v{version} cannot be fetched ({exc}); "

@@ -119,7 +119,7 @@ def compute(frame: pd.DataFrame, model: Any, request: dict[str, Any], criteria_o
     overall_values = {k: v["value"] for k, v in jsonable(overall).items() if isinstance(v, dict) and "value" in v}
     result = {
         "threshold": threshold, "min_n": int(request["min_n"]), "n": int(len(y)), "label": request["label"],
-        "data_source": request["source"],
+        "data_source": request["source"], "outcome": request.get("outcome", "the outcome"),
         "overall": overall_values, "overall_detail": jsonable(overall),
         "calibration": jsonable(calibration(y, score)), "decision_curve": jsonable(decision_curve(y, score)),
         "latency": jsonable(latency), "robustness": jsonable(robustness),

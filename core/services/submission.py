@@ -92,6 +92,7 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
     data.frame.to_parquet(folder / "data.parquet", index=False)
     payload = {"label": label, "sensitive": list(sensitive), "threshold": use_case.threshold,
                "use_case": use_case.name, "min_n": use_case.criteria.min_subgroup_n, "source": data.source,
+               "outcome": use_case.outcome,
                "features": [n for n, _ in registry.model_inputs(request.model, request.version)]}
     with store.transaction() as cur:
         cur.execute("INSERT INTO evaluations (id, model_name, model_version, use_case, use_case_version, status, "
@@ -108,6 +109,41 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
                          detail={"columns": [f.message() for f in data.identifiers]})
     _run_worker(settings, evaluation_id, progress)
     return load_evaluation(store, actor, evaluation_id)
+
+
+def submit_upload(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
+                  *, file_name: str, content: bytes, progress: Progress | None = None) -> StoredEvaluation:
+    """Submit with an evaluation file uploaded through the browser; the upload is kept only
+    while it is validated and copied for the worker."""
+    require(actor, Permission.SUBMIT_MODELS)
+    if len(content) > settings.max_upload_mb * 1_000_000:
+        raise ValidationError(f"{file_name} is {len(content) / 1e6:.0f} MB, over the {settings.max_upload_mb} MB "
+                              "limit: sample the evaluation set or raise MODELBOARD_MAX_UPLOAD_MB")
+    suffix = Path(file_name).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValidationError(f"{file_name}: only .csv and .parquet evaluation files are accepted")
+    uploads = settings.home / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    path = uploads / f"{uuid.uuid4().hex}{suffix}"
+    path.write_bytes(content)
+    try:
+        return submit_version(settings, store, registry, actor,
+                              SubmissionRequest(request.model, request.version, path, request.label,
+                                                request.sensitive, request.deidentified), progress=progress)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def submissions_by(store: Store, viewer: User) -> list[dict[str, Any]]:
+    """The viewer's submissions, newest first, with status and failed criteria."""
+    require(viewer, Permission.SUBMIT_MODELS)
+    rows = store.query("SELECT id, model_name, model_version, status, submitted_at, finished_at, error, "
+                       "json_extract(result, '$.criteria') AS criteria FROM evaluations WHERE submitted_by = ? "
+                       "ORDER BY submitted_at DESC", [viewer.username])
+    for row in rows:
+        criteria = json.loads(row.pop("criteria") or "[]")
+        row["failed_criteria"] = [c["criterion"] for c in criteria if not c["passed"]]
+    return rows
 
 
 def _run_worker(settings: Settings, evaluation_id: str, progress: Progress | None) -> None:

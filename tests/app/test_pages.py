@@ -145,3 +145,29 @@ def test_admin_sees_a_locked_account_and_unlocks_it(demo_env: Settings) -> None:
     next(b for b in at.button if b.label == "Unlock").click().run()
     assert not at.exception
     assert authenticate(store, policy, "okafor", "okafor-icu-demo-2026").user.username == "okafor"
+
+
+def test_fairness_page_shows_the_gap_the_oximeter_bias_causes(demo_env: Settings, evaluated_v2: object) -> None:
+    at = logged_in(demo_env, "clinician")
+    at.switch_page("../pages/fairness.py").run()
+    versions = at.selectbox[0]
+    versions.select_index(versions.options.index("sepsis-icu v2")).run()
+    at.selectbox[1].select("race_ethnicity").run()
+    assert not at.exception
+    text = page_texts(at)
+    black = evaluated_v2.result["subgroups"]["race_ethnicity"]["Black"]["sensitivity"]  # type: ignore[attr-defined]
+    outcome = "sepsis within 48 hours of ICU admission"
+    assert f"Of 100 Black patients who developed {outcome}, the model flagged {black * 100:.0f}." in text
+    assert "**Fail**" in text and "sensitivity gap between groups" in text
+    at.slider[0].set_value(0.03).run()
+    assert not at.exception and "At 0.03: of 100 patients who developed sepsis" in page_texts(at)
+
+
+def test_data_scientist_submits_from_the_page(demo_env: Settings, evaluated_v2: object) -> None:
+    at = logged_in(demo_env, "data_scientist")
+    at.switch_page("../pages/submit.py").run()
+    at.selectbox[0].select("sepsis-icu").run()
+    at.selectbox[1].select(2).run()
+    next(b for b in at.button if b.label == "Submit for clinical review").click().run()
+    assert not at.exception
+    assert any("is now in clinical review" in str(s.value) for s in at.success)

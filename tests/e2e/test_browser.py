@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.config import Settings
 from core.services.installation import open_store
@@ -74,3 +75,45 @@ def test_auditor_exports_the_audit_log_and_the_export_is_audited(server: str, pa
     # Only ModelBoard's audited button exports: the table's own CSV button is switched off (strict locator above).
     rows = open_store(demo_settings).query("SELECT actor FROM audit_events WHERE action = 'exported'")
     assert {"actor": "kim"} in rows
+
+
+def settle(page: Page) -> None:
+    """Wait until Streamlit has finished re-running the script after an interaction."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option in a Streamlit selectbox identified by its label."""
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text=label)
+    for attempt in range(3):  # a rerun still in flight can close the list just opened
+        settle(page)
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    settle(page)
+
+
+def test_data_scientist_submits_v2_and_clinician_sees_the_gap(server: str, page: Page) -> None:
+    log_in(page, server, "lee", "lee-ds-demo-2026")
+    page.get_by_role("link", name="Submit").click()
+    page.get_by_role("heading", name="Submit").wait_for()
+    choose(page, "Registered model", "sepsis-icu")
+    choose(page, "Version", "v2")
+    page.get_by_role("button", name="Submit for clinical review").click()
+    expect(page.get_by_text("is now in clinical review")).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, server, "ng", "ng-icu-demo-2026")
+    page.get_by_role("link", name="Fairness").click()
+    page.get_by_role("heading", name="Fairness").wait_for()
+    choose(page, "Model version", "sepsis-icu v2")
+    choose(page, "Compare groups by", "race_ethnicity")
+    sentence = "Of 100 Black patients who developed sepsis within 48 hours of ICU admission, the model flagged"
+    expect(page.get_by_text(sentence)).to_be_visible()
+    expect(page.get_by_text("sensitivity gap between groups", exact=False).first).to_be_visible()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=str(OUTPUT / "fairness-clinician.png"))

@@ -26,6 +26,7 @@ from core.domain.clock import utc_now
 from core.domain.criteria import assess
 from core.domain.models import STATUS_TAG
 from core.errors import ModelBoardError
+from core.metrics.explanations import explain, explained_rows, importance, importance_by_group
 from core.metrics.performance import calibration, decision_curve, latency_summary, overall_performance
 from core.metrics.subgroups import subgroup_metrics
 from core.services.usecases import get_use_case
@@ -96,8 +97,34 @@ def _robustness(model: Any, X: pd.DataFrame, baseline: np.ndarray) -> list[dict[
     return out
 
 
+def _explanations(raw_model: Any, model: Any, X: pd.DataFrame, frame: pd.DataFrame, y: np.ndarray,
+                  score: np.ndarray, request: dict[str, Any]) -> dict[str, Any]:
+    """SHAP for a seeded sample plus missed patients; stored so pages never recompute."""
+    flagged = score >= float(request["threshold"])
+    rows = explained_rows(y, flagged)
+    if raw_model is not None and hasattr(raw_model, "predict_proba"):
+        def predict_risk(f: pd.DataFrame) -> np.ndarray:
+            return np.asarray(raw_model.predict_proba(f))[:, -1]  # skips pyfunc's per-call schema checks
+    else:
+        def predict_risk(f: pd.DataFrame) -> np.ndarray:
+            return positive_class_scores(model.predict(f))
+    method, units, background, values, base = explain(raw_model if raw_model is not None else model,
+                                                      predict_risk, X, rows)
+    features = list(X.columns)
+    encounters = frame["encounter_id"].astype(str).to_numpy() if "encounter_id" in frame else rows.astype(str)
+    patients = [{"row_index": int(r), "encounter_id": str(encounters[r]), "label": int(y[r]),
+                 "score": float(score[r]), "flagged": bool(flagged[r]),
+                 "shap": dict(zip(features, map(float, values[i]), strict=True)),
+                 "inputs": dict(zip(features, map(float, X.iloc[r]), strict=True))}
+                for i, r in enumerate(rows)]
+    groups = frame[request["sensitive"]].astype(str).iloc[rows].reset_index(drop=True)
+    return {"method": method, "units": units, "background": background, "base_value": base,
+            "features": features, "importance": jsonable(importance(values, features)),
+            "by_group": jsonable(importance_by_group(values, features, groups)), "patients": patients}
+
+
 def compute(frame: pd.DataFrame, model: Any, request: dict[str, Any], criteria_of: Callable[..., Any],
-            progress: Progress) -> tuple[dict[str, Any], np.ndarray]:
+            progress: Progress, raw_model: Any = None) -> tuple[dict[str, Any], np.ndarray]:
     """Everything a reviewer sees, from one evaluation set and one loaded model."""
     X = frame[request["features"]].astype("float64")
     y = frame[request["label"]].astype(float).astype(int).to_numpy()
@@ -127,6 +154,8 @@ def compute(frame: pd.DataFrame, model: Any, request: dict[str, Any], criteria_o
         "criteria": [c.to_dict() for c in criteria_of(overall_values, table)],
     }
     result["criteria_passed"] = all(c["passed"] for c in result["criteria"])
+    progress("Explaining predictions (SHAP)", 0.85)
+    result["explanations"] = _explanations(raw_model, model, X, frame, y, score, request)
     return result, score
 
 
@@ -151,9 +180,11 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
     try:
         frame = pd.read_parquet(settings.home / "evaluations" / evaluation_id / "data.parquet")
         progress("Loading the model through MLflow", 0.1)
-        model = mlflow.pyfunc.load_model(f"models:/{row['model_name']}/{row['model_version']}")
+        uri = f"models:/{row['model_name']}/{row['model_version']}"
+        model = mlflow.pyfunc.load_model(uri)
         use_case = get_use_case(store, _worker_user(), row["use_case"], int(row["use_case_version"]))
-        result, score = compute(frame, model, request, lambda o, t: assess(use_case, o, t), progress)
+        result, score = compute(frame, model, request, lambda o, t: assess(use_case, o, t), progress,
+                                raw_model=_raw_sklearn_model(model, uri))
         result |= {"model": row["model_name"], "version": int(row["model_version"]),
                    "use_case": {"name": use_case.name, "version": use_case.version},
                    "data_digest": row["data_digest"], "evaluated_at": utc_now().isoformat()}
@@ -164,6 +195,15 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
         store.execute("UPDATE evaluations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
                       [str(exc)[:2000], utc_now(), evaluation_id])
         raise
+
+
+def _raw_sklearn_model(model: Any, uri: str) -> Any:
+    """The underlying scikit-learn estimator (for TreeExplainer), via MLflow's own loader."""
+    if "sklearn" not in model.metadata.flavors:
+        return None
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(uri)
 
 
 def _worker_user() -> Any:

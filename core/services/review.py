@@ -12,6 +12,7 @@ import pandas as pd
 
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
+from core.errors import NotFound
 from core.metrics.subgroups import subgroup_metrics
 from core.services.submission import StoredEvaluation, load_evaluation
 
@@ -76,3 +77,49 @@ def natural_frequency(row: dict[str, Any] | pd.Series, outcome: str) -> str:
     if not row["enough_patients"]:
         return f"{row['group']}: too few patients to judge ({int(row['n'])})."
     return f"Of 100 {row['group']} patients who developed {outcome}, the model flagged {value * 100:.0f}."
+
+
+@dataclass(frozen=True)
+class ExplanationView:
+    method: str
+    units: str
+    background: str
+    base_value: float
+    importance: pd.DataFrame
+    by_group: pd.DataFrame
+    swarm: pd.DataFrame  # one row per (patient, feature): shap, input value, its rank within the feature
+    patients: pd.DataFrame  # one row per explained patient
+
+
+def explanation_view(evaluation: StoredEvaluation) -> ExplanationView | None:
+    """The stored SHAP results, shaped for plotting; None for evaluations made before SHAP existed."""
+    stored = evaluation.result.get("explanations")
+    if not stored:
+        return None
+    patients = pd.DataFrame(stored["patients"])
+    records = [{"encounter_id": p["encounter_id"], "feature": f, "shap": p["shap"][f], "value": p["inputs"][f]}
+               for p in stored["patients"] for f in stored["features"]]
+    swarm = pd.DataFrame(records)
+    swarm["value_rank"] = swarm.groupby("feature")["value"].rank(pct=True)
+    return ExplanationView(stored["method"], stored["units"], stored["background"], float(stored["base_value"]),
+                           pd.DataFrame(stored["importance"]), pd.DataFrame(stored["by_group"]), swarm,
+                           patients.drop(columns=["shap", "inputs"]).assign(
+                               kind=lambda d: d.apply(_kind, axis=1)))
+
+
+def _kind(row: pd.Series) -> str:
+    if row["label"] == 1 and not row["flagged"]:
+        return "missed (developed the outcome, not flagged)"
+    if row["label"] == 1:
+        return "caught (developed the outcome, flagged)"
+    return "false alarm (flagged, did not develop it)" if row["flagged"] else "correctly left alone"
+
+
+def patient_contributions(evaluation: StoredEvaluation, encounter_id: str) -> pd.DataFrame:
+    """One patient's SHAP contributions with the input values, largest effect first."""
+    for patient in evaluation.result.get("explanations", {}).get("patients", []):
+        if patient["encounter_id"] == encounter_id:
+            frame = pd.DataFrame({"feature": list(patient["shap"]), "shap": list(patient["shap"].values()),
+                                  "value": [patient["inputs"][f] for f in patient["shap"]]})
+            return frame.reindex(frame["shap"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+    raise NotFound(f"patient {encounter_id!r} is not among the explained patients of this evaluation")

@@ -171,3 +171,16 @@ def test_data_scientist_submits_from_the_page(demo_env: Settings, evaluated_v2: 
     next(b for b in at.button if b.label == "Submit for clinical review").click().run()
     assert not at.exception
     assert any("is now in clinical review" in str(s.value) for s in at.success)
+
+
+def test_explanations_page_shows_spo2_and_a_missed_patient(demo_env: Settings, evaluated_v2: object) -> None:
+    at = logged_in(demo_env, "clinician")
+    at.switch_page("../pages/explanations.py").run()
+    versions = at.selectbox[0]
+    versions.select_index(versions.options.index("sepsis-icu v2")).run()
+    assert not at.exception
+    text = page_texts(at)
+    assert "TreeExplainer" in text and "log-odds" in text
+    assert "The strongest driver is **spo2**." in text
+    assert at.selectbox[2].value.startswith("missed")
+    assert "Outcome: missed" in text

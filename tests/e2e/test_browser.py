@@ -117,3 +117,10 @@ def test_data_scientist_submits_v2_and_clinician_sees_the_gap(server: str, page:
     expect(page.get_by_text("sensitivity gap between groups", exact=False).first).to_be_visible()
     page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=str(OUTPUT / "fairness-clinician.png"))
+
+    page.get_by_role("link", name="Explanations").click()
+    page.get_by_role("heading", name="Explanations").wait_for()
+    choose(page, "Model version", "sepsis-icu v2")
+    expect(page.get_by_text("The strongest driver is spo2")).to_be_visible()
+    page.locator(".js-plotly-plot").nth(3).wait_for()
+    page.screenshot(path=str(OUTPUT / "explanations-clinician.png"))

@@ -24,6 +24,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("submit.py", "Submit", ":material/upload:", Permission.SUBMIT_MODELS),
     PageSpec("fairness.py", "Fairness", ":material/balance:", Permission.VIEW_REGISTRY),
     PageSpec("explanations.py", "Explanations", ":material/insights:", Permission.VIEW_REGISTRY),
+    PageSpec("compare.py", "Compare", ":material/compare_arrows:", Permission.VIEW_REGISTRY),
     PageSpec("production.py", "Production log", ":material/monitor_heart:", Permission.VIEW_PRODUCTION_LOG),
     PageSpec("access_log.py", "Audit log", ":material/policy:", Permission.VIEW_AUDIT_LOG),
     PageSpec("users.py", "Users", ":material/group:", Permission.MANAGE_USERS),

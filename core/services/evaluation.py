@@ -26,6 +26,7 @@ from core.domain.clock import utc_now
 from core.domain.criteria import assess
 from core.domain.models import STATUS_TAG
 from core.errors import ModelBoardError
+from core.metrics.comparison import decision_flips, gap_changes, metric_deltas, subgroup_deltas
 from core.metrics.explanations import explain, explained_rows, importance, importance_by_group
 from core.metrics.performance import calibration, decision_curve, latency_summary, overall_performance
 from core.metrics.subgroups import subgroup_metrics
@@ -188,6 +189,8 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
         result |= {"model": row["model_name"], "version": int(row["model_version"]),
                    "use_case": {"name": use_case.name, "version": use_case.version},
                    "data_digest": row["data_digest"], "evaluated_at": utc_now().isoformat()}
+        progress("Comparing with the version in production", 0.92)
+        result["comparison"] = _comparison(registry, row, frame, request, result, score)
         progress("Storing the results", 0.95)
         _store_result(store, evaluation_id, result, frame, request, score)
         _publish(registry, row["model_name"], int(row["model_version"]), result)
@@ -195,6 +198,33 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
         store.execute("UPDATE evaluations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
                       [str(exc)[:2000], utc_now(), evaluation_id])
         raise
+
+
+def _comparison(registry: Registry, row: dict[str, Any], frame: pd.DataFrame, request: dict[str, Any],
+                result: dict[str, Any], score: np.ndarray) -> dict[str, Any]:
+    """The candidate against the version holding `production` now, on the same patients and threshold."""
+    import mlflow.pyfunc
+
+    model, version = row["model_name"], int(row["model_version"])
+    production = registry.version_for_alias(model, "production")
+    if production is None or production == version:
+        reason = "no version holds the production alias" if production is None else "this version is in production"
+        return {"available": False, "reason": reason}
+    features = [name for name, _ in registry.model_inputs(model, production)]
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        return {"available": False, "reason": f"the evaluation data lacks inputs of v{production}: {missing}"}
+    reference_model = mlflow.pyfunc.load_model(f"models:/{model}/{production}")
+    reference = positive_class_scores(reference_model.predict(frame[features].astype("float64")))
+    y = frame[request["label"]].astype(float).astype(int).to_numpy()
+    threshold = float(request["threshold"])
+    by_group = subgroup_deltas(y, score, reference, threshold, frame[request["sensitive"]].astype(str),
+                               int(request["min_n"]))
+    return {"available": True, "production_version": production, "threshold": threshold,
+            "method": "paired percentile bootstrap, 200 resamples, seed 20261124",
+            "metrics": jsonable(metric_deltas(y, score, reference, threshold)),
+            "flips": decision_flips(y, score, reference, threshold),
+            "subgroups": jsonable(by_group), "gaps": jsonable(gap_changes(by_group))}
 
 
 def _raw_sklearn_model(model: Any, uri: str) -> Any:

@@ -184,3 +184,16 @@ def test_explanations_page_shows_spo2_and_a_missed_patient(demo_env: Settings, e
     assert "The strongest driver is **spo2**." in text
     assert at.selectbox[2].value.startswith("missed")
     assert "Outcome: missed" in text
+
+
+def test_compare_page_shows_deltas_and_flips(demo_env: Settings, evaluated_v2: object) -> None:
+    at = logged_in(demo_env, "clinician")
+    at.switch_page("../pages/compare.py").run()
+    candidates = at.selectbox[0]
+    candidates.select_index(candidates.options.index("sepsis-icu v2")).run()
+    assert not at.exception
+    comparison = evaluated_v2.result["comparison"]  # type: ignore[attr-defined]
+    assert comparison["production_version"] == 1
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Newly missed"] == str(comparison["flips"]["newly_missed"])
+    assert "Candidate v2 against v1" in page_texts(at)

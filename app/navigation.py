@@ -21,6 +21,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("home.py", "Home", ":material/home:"),
     PageSpec("registry.py", "Model registry", ":material/inventory_2:", Permission.VIEW_REGISTRY),
+    PageSpec("model_card.py", "Model card", ":material/description:", Permission.VIEW_REGISTRY),
     PageSpec("submit.py", "Submit", ":material/upload:", Permission.SUBMIT_MODELS),
     PageSpec("fairness.py", "Fairness", ":material/balance:", Permission.VIEW_REGISTRY),
     PageSpec("explanations.py", "Explanations", ":material/insights:", Permission.VIEW_REGISTRY),

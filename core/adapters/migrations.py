@@ -150,4 +150,35 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        5,
+        "model card narratives and every rendered card with its SHA-256",
+        (
+            """
+            CREATE TABLE model_card_narratives (
+                model_name    VARCHAR NOT NULL,
+                model_version INTEGER NOT NULL,
+                field         VARCHAR NOT NULL,
+                value         VARCHAR NOT NULL,
+                updated_by    VARCHAR NOT NULL,
+                updated_at    TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_name, model_version, field)
+            )
+            """,
+            """
+            CREATE TABLE model_cards (
+                model_name    VARCHAR NOT NULL,
+                model_version INTEGER NOT NULL,
+                sha256        VARCHAR NOT NULL,
+                markdown      VARCHAR NOT NULL,
+                evaluation_id VARCHAR,
+                rendered_at   TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_name, model_version, sha256)
+            )
+            """,
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -31,12 +31,14 @@ class Permission(Enum):
     MANAGE_USERS = "manage user accounts"
     MANAGE_USE_CASES = "define use cases and their criteria"
     SUBMIT_MODELS = "submit model versions for review"
+    EDIT_MODEL_CARD = "edit model card narratives"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "clinician": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
     "data_scientist": frozenset(
-        {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS}
+        {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS,
+         Permission.EDIT_MODEL_CARD}
     ),
     "auditor": frozenset(
         {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}
@@ -49,6 +51,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_USERS,
             Permission.MANAGE_USE_CASES,
             Permission.SUBMIT_MODELS,
+            Permission.EDIT_MODEL_CARD,
         }
     ),
 }

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from core.adapters.store import Store
 from core.config import Settings
@@ -26,9 +27,11 @@ from core.errors import ConfigurationError, StoreError
 from core.services.audit import record_event
 from core.services.auth import add_user
 from core.services.installation import installation_facts, open_store, set_fact
+from core.services.model_card import save_narratives
 from core.services.usecases import import_use_case
 
 USE_CASE_DIR = Path(__file__).resolve().parents[2] / "data" / "usecases"
+CARD_DIR = Path(__file__).resolve().parents[2] / "data" / "model_cards"
 DEMO_START = date(2026, 6, 1)  # first day of the demo's production log
 DERIVATION_START = date(2025, 1, 1)
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
@@ -137,6 +140,7 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
     lap("production log")
     for path in sorted(USE_CASE_DIR.glob("*.yaml")):
         import_use_case(store, operator, path.read_text(encoding="utf-8"))
+    _write_card_narratives(store, operator)
     digest = cohort_digest(cohort)
     log_digest = cohort_digest(log)
     with store.transaction() as cur:
@@ -150,6 +154,13 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
         home=settings.home, seed=seed, cohort_digest=digest, production_log_digest=log_digest,
         versions=tuple(f"{v.model_name} v{v.version}" for v in logged), prediction_rows=rows, timings_s=timings,
     )
+
+
+def _write_card_narratives(store: Store, operator: User) -> None:
+    for path in sorted(CARD_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for version, fields in document["versions"].items():
+            save_narratives(store, operator, path.stem, int(version), {k: str(v) for k, v in fields.items()})
 
 
 def demo_needed(settings: Settings) -> bool:

@@ -197,3 +197,17 @@ def test_compare_page_shows_deltas_and_flips(demo_env: Settings, evaluated_v2: o
     labels = {m.label: m.value for m in at.metric}
     assert labels["Newly missed"] == str(comparison["flips"]["newly_missed"])
     assert "Candidate v2 against v1" in page_texts(at)
+
+
+def test_model_card_page_shows_facts_missing_fields_and_exports(demo_env: Settings) -> None:
+    at = logged_in(demo_env, "clinician")
+    at.switch_page("../pages/model_card.py").run()
+    at.selectbox[1].select(3).run()
+    assert not at.exception
+    warning = " ".join(str(w.value) for w in at.warning)
+    assert "Required fields still empty:" in warning and "Update schedule" in warning
+    assert "Card fingerprint (SHA-256)" in page_texts(at)
+    assert not any(f.label == "Save narrative" for f in at.button)  # clinicians read; owners edit
+    owner = logged_in(demo_env, "data_scientist")
+    owner.switch_page("../pages/model_card.py").run()
+    assert any(b.label == "Save narrative" for b in owner.button)

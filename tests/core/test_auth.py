@@ -105,7 +105,8 @@ def test_roles_are_enforced_in_core(store: Store, clinician: User) -> None:
 
 @pytest.mark.parametrize("role,allowed", [
     ("clinician", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
-    ("data_scientist", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS}),
+    ("data_scientist", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS,
+                        Permission.EDIT_MODEL_CARD}),
     ("auditor", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}),
     ("admin", set(Permission)),
 ])

@@ -1,0 +1,155 @@
+"""Assembling, editing, rendering and recording model cards.
+
+Values come from MLflow (how the model was built), the use case (what it is
+for), ModelBoard's own evaluation (how it performs) and the owner's narrative.
+Every card a person renders is stored with its SHA-256, so a later sign-off can
+name exactly the card that was read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from core.adapters.registry import Registry
+from core.adapters.store import Store
+from core.domain.access import Permission, User, require
+from core.domain.clock import utc_now
+from core.domain.model_card import FIELDS, NARRATIVE_KEYS, ModelCard, to_markdown
+from core.domain.models import ModelVersionDetail
+from core.errors import NotFound, ValidationError
+from core.services.audit import record_event
+from core.services.submission import latest_evaluation
+from core.services.usecases import use_case_for_model
+
+DEMOGRAPHIC_INPUTS = ("race", "ethnicity", "language", "sexual_orientation", "gender", "sex", "female", "male",
+                      "date_of_birth", "age", "zip", "income", "insurance", "payer")
+MAX_NARRATIVE = 4_000
+
+
+def _fmt(metric: dict[str, Any], digits: int = 3) -> str:
+    value, lo, hi = metric.get("value"), metric.get("lo"), metric.get("hi")
+    if value is None:
+        return "undefined"
+    if lo is None or hi is None:
+        return f"{value:.{digits}f}"
+    interval = f" ({lo:.{digits}f}–{hi:.{digits}f}, {metric.get('method')})"
+    return f"{value:.{digits}f}{interval}"
+
+
+def _performance(result: dict[str, Any]) -> str:
+    detail = result.get("overall_detail", {})
+    parts = [f"{name} {_fmt(detail[key])}" for key, name in (
+        ("auroc", "AUROC"), ("sensitivity", "sensitivity"), ("specificity", "specificity"), ("ppv", "PPV"),
+        ("brier", "Brier score")) if key in detail]
+    calibration = result.get("calibration", {})
+    return (f"Evaluated by ModelBoard on {result.get('n')} patients ({result.get('data_source')}) at threshold "
+            f"{result.get('threshold')}: " + "; ".join(parts)
+            + f"; calibration slope {calibration.get('slope', float('nan')):.2f}, "
+              f"expected calibration error {calibration.get('expected_calibration_error', float('nan')):.3f}.")
+
+
+def _fairness(result: dict[str, Any]) -> str:
+    criteria = result.get("criteria", [])
+    lines = [f"{'PASS' if c['passed'] else 'FAIL'} {c['criterion']}: {c['observed']} (required {c['required']})"
+             for c in criteria]
+    return "Use-case criteria — " + "; ".join(lines) if lines else ""
+
+
+def _mlflow_values(detail: ModelVersionDetail, inputs: list[str]) -> dict[str, str]:
+    params = detail.params
+    hyper = ", ".join(f"{k}={v}" for k, v in sorted(params.items())
+                      if k in ("C", "n_estimators", "max_depth", "learning_rate", "subsample"))
+    demographic = [f for f in inputs if any(d in f.lower() for d in DEMOGRAPHIC_INPUTS)]
+    datasets = "; ".join(f"{d.context}: {d.name} ({d.rows} rows, digest {d.digest})" for d in detail.datasets)
+    return {
+        "model_type": f"{params.get('algorithm', 'not logged')}" + (f" ({hyper})" if hyper else ""),
+        "inputs": ", ".join(inputs),
+        "sensitive_inputs": ("Yes: " + ", ".join(demographic)) if demographic else
+        "No race, ethnicity, language, sex, gender, date of birth or social-determinant inputs.",
+        "training_data": f"{params.get('n_derivation', '?')} admissions, "
+                         f"{params.get('training_period', 'period not logged')}"
+                         + (f"; {datasets}" if datasets else ""),
+        "lineage": f"run {detail.summary.run_id}; git commit {detail.git_commit or 'not logged'}; logged by "
+                   f"{detail.summary.logged_by} on {detail.summary.created_at:%Y-%m-%d}",
+    }
+
+
+def narratives(store: Store, model: str, version: int) -> dict[str, str]:
+    rows = store.query("SELECT field, value FROM model_card_narratives WHERE model_name = ? AND model_version = ?",
+                       [model, version])
+    return {r["field"]: r["value"] for r in rows}
+
+
+def build_card(store: Store, registry: Registry, viewer: User, model: str, version: int) -> ModelCard:
+    """The card as it stands now; empty values are the fields still to fill."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    detail = registry.get_version(model, version)
+    values = {k: "" for k in (f.key for f in FIELDS)}
+    values |= _mlflow_values(detail, [name for name, _ in registry.model_inputs(model, version)])
+    try:
+        uc = use_case_for_model(store, viewer, model)
+        values |= {"summary": f"{uc.title}. {detail.summary.description}".strip(),
+                   "outcome": f"{uc.outcome}; output: the predicted probability (0–1), flagged at or above the "
+                              f"threshold", "intended_use": uc.intended_use, "target_population": uc.target_population,
+                   "threshold": f"{uc.threshold} (use case {uc.name} v{uc.version})"}
+    except NotFound:
+        pass
+    evaluation = latest_evaluation(store, viewer, model, version)
+    if evaluation is not None:
+        values |= {"performance": _performance(evaluation.result), "fairness": _fairness(evaluation.result)}
+    values |= {k: v for k, v in narratives(store, model, version).items() if k in NARRATIVE_KEYS}
+    return ModelCard(model, version, values)
+
+
+def save_narratives(store: Store, actor: User, model: str, version: int, values: dict[str, str]) -> list[str]:
+    """Store the owner's narrative fields; returns the fields that changed (audited)."""
+    require(actor, Permission.EDIT_MODEL_CARD)
+    unknown = [k for k in values if k not in NARRATIVE_KEYS]
+    too_long = [k for k, v in values.items() if len(v) > MAX_NARRATIVE]
+    if unknown or too_long:
+        raise ValidationError("; ".join([f"{k} is not a narrative field of the model card" for k in unknown]
+                                        + [f"{k} is longer than {MAX_NARRATIVE} characters" for k in too_long]))
+    current = narratives(store, model, version)
+    changed = [k for k, v in values.items() if v.strip() != current.get(k, "")]
+    if not changed:
+        return []
+    with store.transaction() as cur:
+        for key in changed:
+            cur.execute("INSERT OR REPLACE INTO model_card_narratives VALUES (?, ?, ?, ?, ?, ?)",
+                        [model, version, key, values[key].strip(), actor.username, utc_now()])
+        record_event(cur, actor=actor.username, action="model_card_edited", target=f"{model} v{version}",
+                     detail={"fields": changed})
+    return changed
+
+
+def record_rendered(store: Store, viewer: User, card: ModelCard, evaluation_id: str | None) -> str:
+    """Store the rendered card (once per distinct content) and return its SHA-256."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    markdown = to_markdown(card)
+    digest = hashlib.sha256(markdown.encode()).hexdigest()
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO model_cards VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [card.model, card.version, digest, markdown, evaluation_id, utc_now()])
+    return digest
+
+
+_PDF_REPLACEMENTS = {"≥": ">=", "≤": "<=", "–": "-", "—": "-", "→": "->", "×": "x", "’": "'", "“": '"', "”": '"',
+                     "…": "...", "·": "-"}
+
+
+def to_pdf(card: ModelCard) -> bytes:
+    """A printable PDF of the card (core fonts: text is reduced to Latin-1)."""
+    from fpdf import FPDF
+
+    text = to_markdown(card)
+    for old, new in _PDF_REPLACEMENTS.items():
+        text = text.replace(old, new)
+    pdf = FPDF()
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    for line in text.encode("latin-1", "replace").decode("latin-1").splitlines():
+        heading = line.startswith("#")
+        pdf.set_font("Helvetica", "B" if heading else "", 14 if line.startswith("# ") else 11 if heading else 9)
+        pdf.multi_cell(0, 5, line.lstrip("# ").replace("**", ""), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

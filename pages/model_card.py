@@ -1,0 +1,68 @@
+"""Model card: a Model Facts label first, then the HTI-1 / CHAI detail, narratives and exports."""
+
+import streamlit as st
+
+from app import cache, state
+from core.domain.access import Permission, can
+from core.domain.model_card import FIELDS, NARRATIVE_KEYS, SECTIONS, to_chai_xml, to_html, to_markdown
+from core.errors import ValidationError
+from core.services import model_card
+from core.services.submission import latest_evaluation
+
+FACTS = ("Summary", "Mechanism", "Validation and performance", "Uses and directions", "Warnings")
+user = state.viewer().user
+store, registry = cache.store(), cache.registry()
+st.title("Model card")
+models = [m.name for m in cache.models(user)]
+if not models:
+    st.info("No registered models yet.")
+    st.stop()
+left, right = st.columns(2)
+model = left.selectbox("Registered model", models, index=models.index("sepsis-icu") if "sepsis-icu" in models else 0)
+version = right.selectbox("Version", [v.version for v in cache.versions(user, model)], format_func=lambda n: f"v{n}")
+card = model_card.build_card(store, registry, user, model, version)
+evaluation = latest_evaluation(store, user, model, version)
+digest = model_card.record_rendered(store, user, card, evaluation.id if evaluation else None)
+
+if card.missing_required:
+    st.warning("Required fields still empty: " + ", ".join(f.label for f in card.missing_required) + ".",
+               icon=":material/warning:")
+else:
+    st.success("Every required field is filled.", icon=":material/check_circle:")
+
+st.subheader("Model facts")
+for name in FACTS:
+    with st.container(border=True):
+        st.markdown(f"**{name}**")
+        for field, value in card.section(name):
+            st.markdown(f"*{field.label}:* {value}" if value else f"*{field.label}:* — not provided")
+
+with st.expander("Full detail with ONC HTI-1 source attributes and CHAI sections"):
+    for name in SECTIONS:
+        st.markdown(f"#### {name}")
+        for field, value in card.section(name):
+            refs = f" · HTI-1 ({', '.join(map(str, field.hti1))})" if field.hti1 else ""
+            st.markdown(f"**{field.label}** — from {field.source.replace('_', ' ')}{refs} · CHAI {field.chai}")
+            st.text(value or "not provided")
+
+st.caption(f"Card fingerprint (SHA-256): {digest}. Sign-offs will name this fingerprint.")
+c1, c2, c3, c4 = st.columns(4)
+base = f"model-card-{model}-v{version}"
+c1.download_button("Markdown", to_markdown(card), file_name=f"{base}.md", mime="text/markdown")
+c2.download_button("HTML", to_html(card), file_name=f"{base}.html", mime="text/html")
+c3.download_button("PDF", model_card.to_pdf(card), file_name=f"{base}.pdf", mime="application/pdf")
+c4.download_button("CHAI XML", to_chai_xml(card), file_name=f"{base}.xml", mime="application/xml")
+
+if can(user, Permission.EDIT_MODEL_CARD):
+    st.subheader("Edit the narrative")
+    labels = {f.key: f.label for f in FIELDS}
+    with st.form("narrative"):
+        edited = {key: st.text_area(labels[key], card.values.get(key, ""), max_chars=4000, height=80)
+                  for key in NARRATIVE_KEYS}
+        if st.form_submit_button("Save narrative", type="primary"):
+            try:
+                changed = model_card.save_narratives(store, user, model, version, edited)
+            except ValidationError as exc:
+                st.error(str(exc), icon=":material/error:")
+            else:
+                st.success(f"Saved {len(changed)} changed field(s)." if changed else "Nothing changed.")

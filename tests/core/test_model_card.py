@@ -1,0 +1,69 @@
+"""Model cards on the demo: exactly the missing fields, narratives, exports and fingerprints."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from core.config import Settings
+from core.domain.access import User, command_line_operator
+from core.domain.model_card import ModelCard, to_chai_xml, to_html
+from core.errors import PermissionDenied, ValidationError
+from core.services import model_card
+from core.services.installation import open_registry, open_store
+from core.services.submission import StoredEvaluation
+
+OPERATOR = command_line_operator("pytest")
+
+
+def card(settings: Settings, version: int) -> ModelCard:
+    return model_card.build_card(open_store(settings), open_registry(settings), OPERATOR, "sepsis-icu", version)
+
+
+def test_card_lists_exactly_the_missing_required_fields(demo_settings: Settings) -> None:
+    v3 = card(demo_settings, 3)  # the demo leaves two narratives empty and v3 is not evaluated
+    assert {f.key for f in v3.missing_required} == {"bias_mitigation", "update_schedule", "performance", "fairness"}
+    v1 = card(demo_settings, 1)
+    assert "update_schedule" not in {f.key for f in v1.missing_required}
+
+
+def test_evaluation_fills_performance_and_fairness(demo_settings: Settings, evaluated_v2: StoredEvaluation) -> None:
+    v2 = card(demo_settings, 2)
+    assert {f.key for f in v2.missing_required} == {"update_schedule"}
+    auroc = evaluated_v2.result["overall"]["auroc"]
+    assert f"AUROC {auroc:.3f}" in v2.values["performance"] and "DeLong" in v2.values["performance"]
+    assert "FAIL sensitivity gap between groups" in v2.values["fairness"]
+    assert v2.values["sensitive_inputs"].startswith("Yes: age, female")
+
+
+def test_narratives_are_validated_audited_and_permissioned(demo_settings: Settings) -> None:
+    store = open_store(demo_settings)
+    with pytest.raises(PermissionDenied):
+        model_card.save_narratives(store, User("ng", "Dr. Ng", "clinician"), "sepsis-icu", 3, {"developer": "x"})
+    with pytest.raises(ValidationError, match="performance is not a narrative field"):
+        model_card.save_narratives(store, OPERATOR, "sepsis-icu", 3, {"performance": "AUROC 0.99"})
+    changed = model_card.save_narratives(store, OPERATOR, "sepsis-icu", 3, {"update_schedule": "Quarterly"})
+    assert changed == ["update_schedule"]
+    assert model_card.save_narratives(store, OPERATOR, "sepsis-icu", 3, {"update_schedule": "Quarterly"}) == []
+    assert card(demo_settings, 3).values["update_schedule"] == "Quarterly"
+    events = store.query("SELECT detail FROM audit_events WHERE action = 'model_card_edited' AND target = ?",
+                         ["sepsis-icu v3"])
+    assert any("update_schedule" in e["detail"] for e in events)
+
+
+def test_rendered_cards_are_fingerprinted_once(demo_settings: Settings) -> None:
+    store = open_store(demo_settings)
+    first = model_card.record_rendered(store, OPERATOR, card(demo_settings, 1), None)
+    again = model_card.record_rendered(store, OPERATOR, card(demo_settings, 1), None)
+    assert first == again and len(first) == 64
+    rows = store.query("SELECT count(*) AS n FROM model_cards WHERE sha256 = ?", [first])
+    assert rows[0]["n"] == 1
+
+
+def test_exports_escape_parse_and_print(demo_settings: Settings) -> None:
+    hostile = ModelCard("sepsis-icu", 9, {"developer": "<script>alert(1)</script>", "summary": "≥ 0.8 → ok"})
+    assert "<script>" not in to_html(hostile) and "&lt;script&gt;" in to_html(hostile)
+    root = ET.fromstring(to_chai_xml(card(demo_settings, 1)).split("?>", 1)[1])
+    assert root.tag == "AppliedModelCard" and root.find("BasicInfo/ModelName").text == "sepsis-icu"  # type: ignore[union-attr]
+    assert model_card.to_pdf(hostile).startswith(b"%PDF")

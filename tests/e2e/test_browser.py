@@ -73,8 +73,14 @@ def test_auditor_exports_the_audit_log_and_the_export_is_audited(server: str, pa
     assert csv.splitlines()[0] == "id,occurred_at,actor,action,target,detail"
     assert "login_succeeded" in csv
     # Only ModelBoard's audited button exports: the table's own CSV button is switched off (strict locator above).
-    rows = open_store(demo_settings).query("SELECT actor FROM audit_events WHERE action = 'exported'")
-    assert {"actor": "kim"} in rows
+    # The click's callback runs in the server's rerun, which may finish after the download itself.
+    store = open_store(demo_settings)
+    expect(page.get_by_role("button", name="Download as CSV")).to_be_enabled()
+    for _ in range(100):
+        if {"actor": "kim"} in store.query("SELECT actor FROM audit_events WHERE action = 'exported'"):
+            break
+        page.wait_for_timeout(100)
+    assert {"actor": "kim"} in store.query("SELECT actor FROM audit_events WHERE action = 'exported'")
 
 
 def settle(page: Page) -> None:

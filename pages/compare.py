@@ -4,20 +4,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import cache, state
-from core.services import review
+from app import state
+from app.widgets import choose_evaluation
 
 NAMES = {"auroc": "AUROC", "sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV",
          "alerts_per_1000": "Alerts per 1,000 admissions"}
 user = state.viewer().user
-store = cache.store()
 st.title("Compare")
-evaluated = review.evaluated_versions(store, user)
-if not evaluated:
-    st.info("No version has been evaluated yet.")
-    st.stop()
-choice = st.selectbox("Candidate", evaluated, format_func=lambda e: f"{e.model} v{e.version}")
-comparison = review.evaluation_of(store, user, choice.evaluation_id).result.get("comparison") or {}
+choice, evaluation = choose_evaluation(user, "Candidate")
+comparison = evaluation.result.get("comparison") or {}
 if not comparison.get("available"):
     st.info(f"No comparison: {comparison.get('reason', 'this evaluation predates comparisons')}.")
     st.stop()

@@ -6,18 +6,13 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import cache, state
+from app import state
+from app.widgets import choose_evaluation
 from core.services import review
 
 user = state.viewer().user
-store = cache.store()
 st.title("Explanations")
-evaluated = review.evaluated_versions(store, user)
-if not evaluated:
-    st.info("No version has been evaluated yet.")
-    st.stop()
-choice = st.selectbox("Model version", evaluated, format_func=lambda e: f"{e.model} v{e.version}")
-evaluation = review.evaluation_of(store, user, choice.evaluation_id)
+choice, evaluation = choose_evaluation(user, "Model version")
 view = review.explanation_view(evaluation)
 if view is None:
     st.info("This evaluation was stored without explanations; submit the version again to compute them.")

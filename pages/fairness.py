@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, state
+from app.widgets import choose_evaluation
 from app.wording import verdict
 from core.services import review
 
@@ -12,13 +13,7 @@ store = cache.store()
 st.title("Fairness")
 st.caption("Computed by ModelBoard from the submitted model and evaluation data. Intervals: Wilson (proportions), "
            "DeLong (AUROC), 95 %.")
-evaluated = review.evaluated_versions(store, user)
-if not evaluated:
-    st.info("No version has been evaluated yet. A data scientist submits one on the Submit page or with "
-            "`python -m core.cli submit`.")
-    st.stop()
-choice = st.selectbox("Model version", evaluated, format_func=lambda e: f"{e.model} v{e.version}")
-evaluation = review.evaluation_of(store, user, choice.evaluation_id)
+choice, evaluation = choose_evaluation(user, "Model version")
 result, table = evaluation.result, review.subgroup_frame(evaluation)
 outcome = str(result.get("outcome", "the outcome"))
 outcome = outcome[:1].lower() + outcome[1:]

@@ -211,3 +211,17 @@ def test_model_card_page_shows_facts_missing_fields_and_exports(demo_env: Settin
     owner = logged_in(demo_env, "data_scientist")
     owner.switch_page("../pages/model_card.py").run()
     assert any(b.label == "Save narrative" for b in owner.button)
+
+
+def test_performance_page_plots_calibration_and_decision_curve(demo_env: Settings, evaluated_v2: object) -> None:
+    at = logged_in(demo_env, "clinician")
+    at.switch_page("../pages/performance.py").run()
+    versions = at.selectbox[0]
+    versions.select_index(versions.options.index("sepsis-icu v2")).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    sensitivity = table[table["Metric"] == "Sensitivity"].iloc[0]
+    expected = evaluated_v2.result["overall"]["sensitivity"]  # type: ignore[attr-defined]
+    assert sensitivity["Value"] == expected and sensitivity["Method"] == "Wilson score"
+    assert f"the model flagged {expected * 100:.0f}" in sensitivity["In plain words"]
+    assert "Calibration slope" in page_texts(at) and len(at.get("plotly_chart")) == 2

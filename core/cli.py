@@ -132,10 +132,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from core.services.submission import SubmissionRequest, submit_version
 
     settings = _settings(args)
-    if args.version < 1:
+    if args.version is None and not args.run:
+        raise ValidationError("give --version N (a registered version) or --run RUN_ID (a run to register)")
+    if args.version is not None and args.version < 1:
         raise ValidationError(f"--version must be a registered version number (1, 2, …), not {args.version}")
     sensitive = tuple(c.strip() for c in args.sensitive.split(",") if c.strip()) if args.sensitive else None
-    request = SubmissionRequest(model=args.model, version=args.version,
+    request = SubmissionRequest(model=args.model, version=args.version or 0, run_id=args.run,
                                 eval_data=Path(args.eval_data) if args.eval_data else None, label=args.label,
                                 sensitive=sensitive, deidentified=args.deidentified)
 
@@ -149,7 +151,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     summary = {k: result.get(k) for k in ("model", "version", "threshold", "overall", "subgroups", "criteria",
                                            "criteria_passed")} | {"evaluation_id": stored.id, "reused": stored.reused}
     failed = [c for c in result.get("criteria", []) if not c["passed"]]
-    text = "\n".join([f"{args.model} v{args.version} evaluated ({'reused' if stored.reused else 'new'} "
+    text = "\n".join([f"{args.model} v{stored.version} evaluated ({'reused' if stored.reused else 'new'} "
                       f"evaluation {stored.id}); now in clinical review."]
                      + [f"  {'PASS' if c['passed'] else 'FAIL'}  {c['criterion']}: {c['observed']} "
                         f"(required {c['required']})" for c in result.get("criteria", [])])
@@ -204,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = command("submit", "evaluate a registered version for clinical review (exit 3 if a criterion fails)")
     submit.add_argument("--model", required=True, help="registered model name")
-    submit.add_argument("--version", required=True, type=int, help="registered version number")
+    submit.add_argument("--version", type=int, help="registered version number")
+    submit.add_argument("--run", help="an MLflow run id whose model is not registered yet (ModelBoard registers it)")
     submit.add_argument("--eval-data", help="CSV or Parquet evaluation set (default: the one logged with the run)")
     submit.add_argument("--label", help="outcome column (default: the use case's label)")
     submit.add_argument("--sensitive", help="comma-separated sensitive attribute columns (default: the use case's)")

@@ -155,27 +155,58 @@ class Registry:
     def model_inputs(self, name: str, version: int) -> list[tuple[str, str]]:
         """(column, type) pairs of the version's signature, read from its MLmodel file only
         (a YAML file: nothing is unpickled)."""
+        mv = self._call(f"read version {version} of {name!r}", self.client.get_model_version,
+                        check_model_name(name), str(version))
+        return self._inputs_at(self._artifact_location(mv), f"{name} v{version}")
+
+    def _inputs_at(self, location: str, what: str) -> list[tuple[str, str]]:
         import tempfile
 
         from mlflow.artifacts import download_artifacts
         from mlflow.models import Model
 
-        mv = self._call(f"read version {version} of {name!r}", self.client.get_model_version,
-                        check_model_name(name), str(version))
         try:
-            location = self._artifact_location(mv)
             with tempfile.TemporaryDirectory() as folder:
                 local = download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=folder,
                                            tracking_uri=self.tracking_uri)
                 signature = Model.load(local).signature
         except (MlflowException, OSError) as exc:
-            raise RegistryError(f"cannot read the MLmodel file of {name} v{version}: {exc}") from exc
+            raise RegistryError(f"cannot read the MLmodel file of {what}: {exc}") from exc
         if signature is None or signature.inputs is None:
-            raise RegistryError(f"{name} v{version} was logged without a signature: log it again with "
+            raise RegistryError(f"{what} was logged without a signature: log it again with "
                                 "signature=infer_signature(X, model.predict_proba(X))")
         inputs = signature.inputs
         return [(n, str(t).removeprefix("DataType.")) for n, t in
                 zip(inputs.input_names(), inputs.input_types(), strict=True)]
+
+    def run_model(self, run_id: str) -> tuple[str, str]:
+        """(model_id, artifact location) of the model an unregistered run logged."""
+        if not re.fullmatch(r"[0-9a-f]{32}", run_id):
+            raise ValidationError(f"{run_id!r} is not an MLflow run id (32 hexadecimal characters)")
+        run = self._call(f"read run {run_id}", self.client.get_run, run_id)
+        found = self._call("search logged models", self.client.search_logged_models,
+                           experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+        if not found:
+            raise NotFound(f"run {run_id} logged no model: log one with mlflow.<flavor>.log_model(..., name='model')")
+        return str(found[0].model_id), str(found[0].artifact_location)
+
+    def run_model_inputs(self, run_id: str) -> list[tuple[str, str]]:
+        return self._inputs_at(self.run_model(run_id)[1], f"the model of run {run_id}")
+
+    def register_run(self, name: str, run_id: str) -> int:
+        """Register the run's model as a new version of `name` (created if new); returns the version."""
+        model_id, location = self.run_model(run_id)
+        try:
+            self.client.get_registered_model(check_model_name(name))
+        except MlflowException:
+            self._call(f"create registered model {name!r}", self.client.create_registered_model, name)
+        # The artifact location, not models:/m-…: that URI would be resolved with the process-wide tracking URI.
+        mv = self._call(f"register run {run_id} as {name!r}", self.client.create_model_version, name,
+                        location, run_id=run_id, model_id=model_id)
+        return int(mv.version)
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._call(f"delete version {version} of {name!r}", self.client.delete_model_version, name, str(version))
 
     def _artifact_location(self, mv: ModelVersion) -> str:
         """Where the version's model files live, without going through process-wide MLflow URIs."""

@@ -7,6 +7,7 @@ The model itself is loaded only by the evaluation worker, a separate process
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -42,6 +43,7 @@ class SubmissionRequest:
     label: str | None = None
     sensitive: tuple[str, ...] | None = None
     deidentified: bool = False
+    run_id: str | None = None  # an MLflow run not yet registered: ModelBoard registers its model
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,12 @@ class StoredEvaluation:
 
 def _load(settings: Settings, registry: Registry, request: SubmissionRequest, label: str,
           sensitive: tuple[str, ...]) -> EvaluationData:
-    inputs = registry.model_inputs(request.model, request.version)
+    if request.run_id:
+        inputs = registry.run_model_inputs(request.run_id)
+    else:
+        inputs = registry.model_inputs(request.model, request.version)
+    if request.eval_data is None and request.run_id:
+        raise ValidationError("an unregistered run needs its evaluation data as a file (--eval-data FILE)")
     if request.eval_data is not None:
         path, source = request.eval_data, f"file {request.eval_data.name}"
     else:
@@ -80,6 +87,8 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
     label = request.label or use_case.label
     sensitive = request.sensitive or use_case.sensitive_attributes
     data = _load(settings, registry, request, label, sensitive)
+    if request.run_id:
+        return _submit_run(settings, store, registry, actor, request, progress)
     existing = store.query_one(
         "SELECT id FROM evaluations WHERE model_name = ? AND model_version = ? AND data_digest = ? "
         "AND use_case_version = ? AND status = 'complete'",
@@ -109,6 +118,24 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
                          detail={"columns": [f.message() for f in data.identifiers]})
     _run_worker(settings, evaluation_id, progress)
     return load_evaluation(store, actor, evaluation_id)
+
+
+def _submit_run(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
+                progress: Progress | None) -> StoredEvaluation:
+    """Register a validated run's model, then submit the new version; undo the registration on failure."""
+    version = registry.register_run(request.model, str(request.run_id))
+    with store.transaction() as cur:
+        record_event(cur, actor=actor.username, action="run_registered", target=f"{request.model} v{version}",
+                     detail={"run_id": request.run_id})
+    try:
+        return submit_version(settings, store, registry, actor,
+                              dataclasses.replace(request, version=version, run_id=None), progress=progress)
+    except ModelBoardError:
+        registry.delete_version(request.model, version)
+        with store.transaction() as cur:
+            record_event(cur, actor=actor.username, action="run_registration_undone",
+                         target=f"{request.model} v{version}", detail={"run_id": request.run_id})
+        raise
 
 
 def submit_upload(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,

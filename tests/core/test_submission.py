@@ -16,7 +16,7 @@ from sklearn.metrics import recall_score, roc_auc_score
 
 from core.config import Settings
 from core.domain.access import User, command_line_operator
-from core.errors import PermissionDenied, ValidationError
+from core.errors import NotFound, PermissionDenied, ValidationError
 from core.services.installation import open_registry, open_store
 from core.services.submission import StoredEvaluation, SubmissionRequest, submit_version
 from data.train import tracking
@@ -120,3 +120,44 @@ def test_worker_refuses_a_malformed_id() -> None:
     result = subprocess.run([sys.executable, "-m", "core.worker", "../../etc"], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "EVALUATION_ID" in result.stderr
+
+
+def _unregistered_run(settings: Settings, with_model: bool) -> tuple[str, Path]:
+    """A data scientist's run, logged with plain MLflow and not registered."""
+    from sklearn.linear_model import LogisticRegression
+
+    registry = open_registry(settings)
+    data = pd.read_parquet(registry.evaluation_dataset_path("sepsis-icu", 1))
+    features = [name for name, _ in registry.model_inputs("sepsis-icu", 1)]
+    X = data[features].astype("float64")
+    model = LogisticRegression(C=0.5, max_iter=1000).fit(X, data["sepsis_48h"])
+    with tracking(settings.tracking_uri), mlflow.start_run(experiment_id=MlflowClient(
+            settings.tracking_uri).get_experiment_by_name("sepsis-icu").experiment_id) as run:
+        if with_model:
+            mlflow.sklearn.log_model(model, name="model", input_example=X.head(3), serialization_format="skops",
+                                     signature=mlflow.models.infer_signature(X, model.predict_proba(X)),
+                                     pyfunc_predict_fn="predict_proba")
+    path = Path(settings.home) / f"eval-{run.info.run_id}.parquet"
+    data.to_parquet(path, index=False)
+    return run.info.run_id, path
+
+
+def test_an_unregistered_run_is_registered_and_evaluated(demo_settings: Settings) -> None:
+    run_id, path = _unregistered_run(demo_settings, with_model=True)
+    stored = submit_version(demo_settings, open_store(demo_settings), open_registry(demo_settings),
+                            command_line_operator("pytest"),
+                            SubmissionRequest("sepsis-icu", 0, eval_data=path, run_id=run_id))
+    client = MlflowClient(demo_settings.tracking_uri)
+    version = client.get_model_version("sepsis-icu", str(stored.version))
+    assert version.run_id == run_id and version.tags["modelboard.status"] == "in_review"
+    assert stored.result["comparison"]["production_version"] == 1
+
+
+def test_a_run_without_a_model_registers_nothing(demo_settings: Settings) -> None:
+    run_id, path = _unregistered_run(demo_settings, with_model=False)
+    before = len(MlflowClient(demo_settings.tracking_uri).search_model_versions("name='sepsis-icu'"))
+    with pytest.raises(NotFound, match="logged no model"):
+        submit_version(demo_settings, open_store(demo_settings), open_registry(demo_settings),
+                       command_line_operator("pytest"), SubmissionRequest("sepsis-icu", 0, eval_data=path,
+                                                                          run_id=run_id))
+    assert len(MlflowClient(demo_settings.tracking_uri).search_model_versions("name='sepsis-icu'")) == before

@@ -49,6 +49,14 @@ def full_error_details() -> Iterator[None]:
         st_config.set_option("client.showErrorDetails", before)
 
 
+def clinician_on_v2(settings: Settings, page: str) -> AppTest:
+    """A clinician on a review page with the evaluated sepsis-icu v2 selected."""
+    at = logged_in(settings, "clinician")
+    at.switch_page(f"../pages/{page}.py").run()
+    versions = at.selectbox[0]
+    return versions.select_index(versions.options.index("sepsis-icu v2")).run()
+
+
 def page_texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.title] + [e.value for e in at.caption]
     parts += [str(e.value) for e in at.error] + [str(e.value) for e in at.warning] + [str(e.value) for e in at.info]
@@ -148,10 +156,7 @@ def test_admin_sees_a_locked_account_and_unlocks_it(demo_env: Settings) -> None:
 
 
 def test_fairness_page_shows_the_gap_the_oximeter_bias_causes(demo_env: Settings, evaluated_v2: object) -> None:
-    at = logged_in(demo_env, "clinician")
-    at.switch_page("../pages/fairness.py").run()
-    versions = at.selectbox[0]
-    versions.select_index(versions.options.index("sepsis-icu v2")).run()
+    at = clinician_on_v2(demo_env, "fairness")
     at.selectbox[1].select("race_ethnicity").run()
     assert not at.exception
     text = page_texts(at)
@@ -174,10 +179,7 @@ def test_data_scientist_submits_from_the_page(demo_env: Settings, evaluated_v2: 
 
 
 def test_explanations_page_shows_spo2_and_a_missed_patient(demo_env: Settings, evaluated_v2: object) -> None:
-    at = logged_in(demo_env, "clinician")
-    at.switch_page("../pages/explanations.py").run()
-    versions = at.selectbox[0]
-    versions.select_index(versions.options.index("sepsis-icu v2")).run()
+    at = clinician_on_v2(demo_env, "explanations")
     assert not at.exception
     text = page_texts(at)
     assert "TreeExplainer" in text and "log-odds" in text
@@ -187,10 +189,7 @@ def test_explanations_page_shows_spo2_and_a_missed_patient(demo_env: Settings, e
 
 
 def test_compare_page_shows_deltas_and_flips(demo_env: Settings, evaluated_v2: object) -> None:
-    at = logged_in(demo_env, "clinician")
-    at.switch_page("../pages/compare.py").run()
-    candidates = at.selectbox[0]
-    candidates.select_index(candidates.options.index("sepsis-icu v2")).run()
+    at = clinician_on_v2(demo_env, "compare")
     assert not at.exception
     comparison = evaluated_v2.result["comparison"]  # type: ignore[attr-defined]
     assert comparison["production_version"] == 1
@@ -214,10 +213,7 @@ def test_model_card_page_shows_facts_missing_fields_and_exports(demo_env: Settin
 
 
 def test_performance_page_plots_calibration_and_decision_curve(demo_env: Settings, evaluated_v2: object) -> None:
-    at = logged_in(demo_env, "clinician")
-    at.switch_page("../pages/performance.py").run()
-    versions = at.selectbox[0]
-    versions.select_index(versions.options.index("sepsis-icu v2")).run()
+    at = clinician_on_v2(demo_env, "performance")
     assert not at.exception
     table = at.dataframe[0].value
     sensitivity = table[table["Metric"] == "Sensitivity"].iloc[0]

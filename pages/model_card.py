@@ -45,6 +45,11 @@ with st.expander("Full detail with ONC HTI-1 source attributes and CHAI sections
             st.markdown(f"**{field.label}** — from {field.source.replace('_', ' ')}{refs} · CHAI {field.chai}")
             st.text(value or "not provided")
 
+production, changes = model_card.changes_since_production(store, registry, user, model, version)
+if changes:
+    with st.expander(f"What changed since v{production}, the version in production ({len(changes)} fields)"):
+        st.dataframe(changes, hide_index=True, width="stretch")
+
 st.caption(f"Card fingerprint (SHA-256): {digest}. Sign-offs will name this fingerprint.")
 c1, c2, c3, c4 = st.columns(4)
 base = f"model-card-{model}-v{version}"

@@ -153,3 +153,19 @@ def to_pdf(card: ModelCard) -> bytes:
         pdf.set_font("Helvetica", "B" if heading else "", 14 if line.startswith("# ") else 11 if heading else 9)
         pdf.multi_cell(0, 5, line.lstrip("# ").replace("**", ""), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def changes_since_production(store: Store, registry: Registry, viewer: User, model: str,
+                             version: int) -> tuple[int | None, list[dict[str, str]]]:
+    """Field by field, what differs from the card of the version holding `production`."""
+    production = registry.version_for_alias(model, "production")
+    if production is None or production == version:
+        return production, []
+    current = build_card(store, registry, viewer, model, version)
+    previous = build_card(store, registry, viewer, model, production)
+    changes = []
+    for f in FIELDS:
+        before, after = previous.values.get(f.key, ""), current.values.get(f.key, "")
+        if f.key != "lineage" and before != after:
+            changes.append({"field": f.label, "production": before or "—", "this version": after or "—"})
+    return production, changes

@@ -67,3 +67,16 @@ def test_exports_escape_parse_and_print(demo_settings: Settings) -> None:
     root = ET.fromstring(to_chai_xml(card(demo_settings, 1)).split("?>", 1)[1])
     assert root.tag == "AppliedModelCard" and root.find("BasicInfo/ModelName").text == "sepsis-icu"  # type: ignore[union-attr]
     assert model_card.to_pdf(hostile).startswith(b"%PDF")
+
+
+def test_changes_since_production_name_the_differing_fields(demo_settings: Settings) -> None:
+    production, changes = model_card.changes_since_production(
+        open_store(demo_settings), open_registry(demo_settings), OPERATOR, "sepsis-icu", 2)
+    assert production == 1
+    by_field = {c["field"]: c for c in changes}
+    assert "gradient_boosting" in by_field["Model type"]["this version"]
+    assert "logistic_regression" in by_field["Model type"]["production"]
+    assert by_field["Update schedule and correction of problems"]["this version"] == "—"
+    assert "Developer" not in by_field  # same narrative in both versions
+    assert model_card.changes_since_production(open_store(demo_settings), open_registry(demo_settings), OPERATOR,
+                                               "sepsis-icu", 1) == (1, [])

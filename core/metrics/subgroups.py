@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.metrics.binary import GroupCounts, auroc_by_group, confusion_by_group
+from core.metrics.bootstrap import bootstrap_rates
 from core.metrics.grouping import attribute_sets, encode_all
 from core.metrics.intervals import auroc_interval, wilson
 
@@ -46,7 +47,7 @@ def _cells(counts: GroupCounts) -> dict[str, np.ndarray]:
 
 
 def _rows(attribute_set: str, labels: tuple[str, ...], y: np.ndarray, score: np.ndarray, flagged: np.ndarray,
-          codes: np.ndarray, order: np.ndarray, min_n: int) -> pd.DataFrame:
+          codes: np.ndarray, order: np.ndarray, min_n: int, n_bootstrap: int = 0) -> pd.DataFrame:
     counts = confusion_by_group(y, flagged, codes, len(labels))
     cells = _cells(counts)
     frame = pd.DataFrame({"attribute_set": attribute_set, "group": list(labels)})
@@ -60,14 +61,18 @@ def _rows(attribute_set: str, labels: tuple[str, ...], y: np.ndarray, score: np.
     frame["auroc"] = auc.auroc
     frame["auroc_lo"], frame["auroc_hi"] = auroc_interval(auc.auroc, auc.variance)
     frame["enough_patients"] = frame["n"] >= min_n
+    if n_bootstrap:
+        frame = pd.concat([frame, bootstrap_rates(counts, n_bootstrap=n_bootstrap)], axis=1)
     return frame
 
 
 def subgroup_metrics(y_true: np.ndarray, y_score: np.ndarray, *, sensitive_features: pd.DataFrame,
-                     threshold: float, min_n: int = 100, pairwise: bool = True) -> SubgroupReport:
+                     threshold: float, min_n: int = 100, pairwise: bool = True,
+                     n_bootstrap: int = 0) -> SubgroupReport:
     """Metrics overall, per sensitive attribute and per pairwise intersection.
 
-    CIs: Wilson score for proportions, DeLong for AUROC (95 %, analytic).
+    CIs: Wilson score for proportions, DeLong for AUROC (95 %, analytic); with
+    `n_bootstrap`, also percentile bootstrap intervals for the rates (`*_boot_lo/hi`).
     """
     y = np.asarray(y_true).astype(np.int64)
     score = np.asarray(y_score, dtype=float)
@@ -76,11 +81,11 @@ def subgroup_metrics(y_true: np.ndarray, y_score: np.ndarray, *, sensitive_featu
     flagged = score >= threshold
     order = np.argsort(score, kind="stable")  # shared by every attribute set
     frames = [_rows("overall", ("all patients",), y, score, flagged, np.zeros(len(y), dtype=np.int64),
-                    order, min_n)]
+                    order, min_n, n_bootstrap)]
     sets = attribute_sets(list(sensitive_features.columns), pairwise=pairwise)
     for grouped in encode_all(sensitive_features, sets):
         frames.append(_rows(grouped.attribute_set, grouped.labels, y, score, flagged, grouped.codes, order,
-                            min_n))
+                            min_n, n_bootstrap))
     by_group = pd.concat(frames, ignore_index=True)
     return SubgroupReport(threshold, min_n, by_group, _gaps(by_group))
 

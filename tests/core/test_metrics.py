@@ -127,3 +127,24 @@ def test_labels_must_be_binary() -> None:
     with pytest.raises(ValueError, match="only 0 and 1"):
         subgroup_metrics(np.array([0, 1, 2]), np.array([0.1, 0.2, 0.3]),
                          sensitive_features=pd.DataFrame({"a": ["x", "y", "z"]}), threshold=0.5)
+
+
+def test_cell_bootstrap_matches_resampling_patients() -> None:
+    """Multinomial draws of confusion cells = resampling patients within each group."""
+    y, score, sensitive = random_cohort(4_000, 7)
+    report = subgroup_metrics(y, score, sensitive_features=sensitive[["sex"]], threshold=0.35, pairwise=False,
+                              n_bootstrap=2_000)
+    female = report.by_group[report.by_group["group"] == "female"].iloc[0]
+    mask = (sensitive["sex"] == "female").to_numpy()
+    yf, ff = y[mask], score[mask] >= 0.35
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(2_000):
+        idx = rng.integers(0, len(yf), len(yf))
+        draws.append(np.sum(ff[idx] & (yf[idx] == 1)) / np.sum(yf[idx] == 1))
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    assert female["sensitivity_boot_lo"] == pytest.approx(lo, abs=0.01)
+    assert female["sensitivity_boot_hi"] == pytest.approx(hi, abs=0.01)
+    other = subgroup_metrics(y, score, sensitive_features=sensitive[["race"]], threshold=0.35, pairwise=False,
+                             n_bootstrap=50).by_group
+    assert np.isnan(other[other["group"] == "Other"].iloc[0]["sensitivity_boot_lo"])

@@ -148,3 +148,20 @@ def test_cell_bootstrap_matches_resampling_patients() -> None:
     other = subgroup_metrics(y, score, sensitive_features=sensitive[["race"]], threshold=0.35, pairwise=False,
                              n_bootstrap=50).by_group
     assert np.isnan(other[other["group"] == "Other"].iloc[0]["sensitivity_boot_lo"])
+
+
+def test_fairlearn_summaries_follow_from_the_grid() -> None:
+    """demographic parity and equalized odds differences, as fairlearn computes them, from our by_group."""
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    y, score, sensitive = random_cohort(8_000, 8)
+    flagged = score >= 0.35
+    rows = subgroup_metrics(y, score, sensitive_features=sensitive[["payer"]], threshold=0.35,
+                            pairwise=False).by_group
+    payer = rows[rows["attribute_set"] == "payer"]
+    dp = payer["selection_rate"].max() - payer["selection_rate"].min()
+    fpr = 1 - payer["specificity"]
+    eo = max(payer["sensitivity"].max() - payer["sensitivity"].min(), fpr.max() - fpr.min())
+    assert dp == pytest.approx(demographic_parity_difference(y, flagged, sensitive_features=sensitive["payer"]),
+                               abs=TOL)
+    assert eo == pytest.approx(equalized_odds_difference(y, flagged, sensitive_features=sensitive["payer"]), abs=TOL)

@@ -5,6 +5,7 @@ import streamlit as st
 from app import cache, state
 from app.wording import verdict
 from core.errors import NotFound, ValidationError
+from core.services.packaged_model import submit_packaged_upload
 from core.services.submission import EvaluationFailed, SubmissionRequest, submissions_by, submit_upload, submit_version
 from core.services.usecases import use_case_for_model
 
@@ -27,7 +28,10 @@ except NotFound as exc:
     st.warning(str(exc), icon=":material/warning:")
     st.stop()
 
-source = st.radio("Evaluation data", ["The validation cohort logged with the run", "Upload a CSV or Parquet file"])
+packaged = st.file_uploader("Or a packaged MLflow model instead of the version above (.zip of the folder written "
+                            "by save_model; stored, never loaded here)", type=["zip"])
+source = st.radio("Evaluation data", ["The validation cohort logged with the run", "Upload a CSV or Parquet file"],
+                  index=1 if packaged else 0)
 upload = st.file_uploader("Evaluation file", type=["csv", "parquet"]) if source.startswith("Upload") else None
 deidentified = st.checkbox("I declare this data de-identified", help="Needed only if ModelBoard finds columns that "
                            "look like identifiers; the declaration is recorded in the audit log.")
@@ -40,7 +44,14 @@ if st.button("Submit for clinical review", type="primary"):
         bar.progress(min(fraction, 1.0), text=step)
 
     try:
-        if upload is not None:
+        if packaged is not None:
+            if upload is None:
+                raise ValidationError("a packaged model needs its evaluation data: upload a CSV or Parquet file")
+            stored = submit_packaged_upload(cache.settings(), cache.store(), cache.registry(), user, model=model,
+                                            content=packaged.getvalue(), eval_name=upload.name,
+                                            eval_content=upload.getvalue(), deidentified=deidentified,
+                                            progress=progress)
+        elif upload is not None:
             stored = submit_upload(cache.settings(), cache.store(), cache.registry(), user, request,
                                    file_name=upload.name, content=upload.getvalue(), progress=progress)
         else:
@@ -53,7 +64,7 @@ if st.button("Submit for clinical review", type="primary"):
         bar.progress(1.0, text="Done")
         cache.clear_reads()
         word = "was already evaluated on this data" if stored.reused else "is evaluated"
-        st.success(f"{model} v{version} {word} and is now in clinical review.", icon=":material/check_circle:")
+        st.success(f"{model} v{stored.version} {word} and is now in clinical review.", icon=":material/check_circle:")
         for c in stored.result["criteria"]:
             st.markdown(f"{verdict(c['passed'])} — {c['criterion']}: {c['observed']} (required {c['required']})")
 

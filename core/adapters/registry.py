@@ -10,6 +10,7 @@ import json
 import re
 import warnings
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
@@ -204,6 +205,25 @@ class Registry:
         mv = self._call(f"register run {run_id} as {name!r}", self.client.create_model_version, name,
                         location, run_id=run_id, model_id=model_id)
         return int(mv.version)
+
+    def log_packaged_model(self, name: str, folder: Path, *, uploader: str, artifact_root: Path | None) -> str:
+        """Log an uploaded model folder as a new run and logged model, without loading it; returns the run id."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            location = (artifact_root / name).as_uri() if artifact_root else None
+            experiment_id = self._call(f"create experiment {name!r}", self.client.create_experiment, name,
+                                       artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+        run = self._call("create a run", self.client.create_run, experiment_id, run_name=f"upload-by-{uploader}",
+                         tags={"mlflow.user": uploader, "modelboard.uploaded": "true",
+                               "mlflow.note.content": "Packaged model uploaded through ModelBoard's Submit page."})
+        logged = self._call("create a logged model", self.client.create_logged_model, experiment_id, name="model",
+                            source_run_id=run.info.run_id)
+        self._call("store the model files", self.client.log_model_artifacts, logged.model_id, str(folder))
+        self._call("finalize the logged model", self.client.finalize_logged_model, logged.model_id, "READY")
+        self._call("close the run", self.client.set_terminated, run.info.run_id)
+        return str(run.info.run_id)
 
     def delete_version(self, name: str, version: int) -> None:
         self._call(f"delete version {version} of {name!r}", self.client.delete_model_version, name, str(version))

@@ -32,7 +32,7 @@ chromium:
 
 run: install
 	$(PY) -m core.cli demo --if-missing
-	$(PY) -m streamlit run app/main.py --server.address $(HOST) --server.port $(PORT) \
+	MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false $(PY) -m streamlit run app/main.py --server.address $(HOST) --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false
 
 demo: install

@@ -9,11 +9,13 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import Settings, load_settings
 from core.domain.access import User
+from core.domain.model_card import ModelCard
 from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
-from core.services import catalog
+from core.services import catalog, model_card
 from core.services.installation import InstallationFacts, installation_facts, open_registry, open_store
 
 READ_TTL_S = 30
+CARD_TTL_S = 300
 
 
 def settings() -> Settings:
@@ -80,6 +82,30 @@ def attention(viewer: User) -> list[catalog.AttentionItem]:
     return _attention(viewer, settings().tracking_uri)
 
 
+# A card is assembled from MLflow (slow) and DuckDB (fast): it is reused while the DuckDB parts it depends on
+# (core's card_revision) are unchanged; the TTL bounds how long an MLflow-side change (an alias) can go unseen.
+@st.cache_data(ttl=CARD_TTL_S, show_spinner="Assembling the model card…")
+def _card(viewer: User, tracking_uri: str, model: str, version: int, revision: str) -> ModelCard:
+    return model_card.build_card(store(), registry(), viewer, model, version)
+
+
+@st.cache_data(ttl=CARD_TTL_S, show_spinner="Comparing with the card of the version in production…")
+def _card_changes(viewer: User, tracking_uri: str, model: str, version: int,
+                  revision: str) -> tuple[int | None, list[dict[str, str]]]:
+    return model_card.changes_since_production(store(), registry(), viewer, model, version)
+
+
+def card(viewer: User, model: str, version: int) -> ModelCard:
+    revision = model_card.card_revision(store(), viewer, model, version)
+    return _card(viewer, settings().tracking_uri, model, version, revision)
+
+
+def card_changes(viewer: User, model: str, version: int) -> tuple[int | None, list[dict[str, str]]]:
+    production = registry().version_for_alias(model, "production")
+    revision = "/".join(model_card.card_revision(store(), viewer, model, v) for v in {version, production or version})
+    return _card_changes(viewer, settings().tracking_uri, model, version, f"{production}:{revision}")
+
+
 def clear_reads() -> None:
-    for fn in (_models, _versions, _version_detail, _attention):
+    for fn in (_models, _versions, _version_detail, _attention, _card, _card_changes):
         fn.clear()

@@ -23,6 +23,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("registry.py", "Model registry", ":material/inventory_2:", Permission.VIEW_REGISTRY),
     PageSpec("model_card.py", "Model card", ":material/description:", Permission.VIEW_REGISTRY),
     PageSpec("submit.py", "Submit", ":material/upload:", Permission.SUBMIT_MODELS),
+    PageSpec("use_cases.py", "Use cases", ":material/assignment:", Permission.VIEW_REGISTRY),
     PageSpec("performance.py", "Performance", ":material/monitoring:", Permission.VIEW_REGISTRY),
     PageSpec("fairness.py", "Fairness", ":material/balance:", Permission.VIEW_REGISTRY),
     PageSpec("explanations.py", "Explanations", ":material/insights:", Permission.VIEW_REGISTRY),

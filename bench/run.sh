@@ -13,7 +13,7 @@ PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print
 $PY -m core.cli demo --if-missing >/dev/null 2>&1
 TIMEFORMAT="Submitting sepsis-icu v2 end to end (validation, worker, SHAP, comparison; reused if evaluated before): %R s"
 time { $PY -m core.cli submit --model sepsis-icu --version 2 --json >/dev/null 2>&1 || [ $? -eq 3 ]; }  # 3: a criterion failed
-$PY -m streamlit run app/main.py --server.address 127.0.0.1 --server.port "$PORT" --server.headless true \
+MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false $PY -m streamlit run app/main.py --server.address 127.0.0.1 --server.port "$PORT" --server.headless true \
   --browser.gatherUsageStats false >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT

@@ -7,6 +7,7 @@ command) and passed down; nothing reads the environment anywhere else.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ class Settings:
     lockout_minutes: int = 15
     store_lock_timeout_s: float = 15.0
     max_upload_mb: int = 200
+    extra_skops_types: tuple[str, ...] = ()  # types an administrator reviewed and allows beyond the built-in list
 
     @property
     def store_path(self) -> Path:
@@ -83,7 +85,17 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: Path | None = N
         lockout_minutes=int(_positive_number(env, "MODELBOARD_LOCKOUT_MINUTES", 15)),
         store_lock_timeout_s=_positive_number(env, "MODELBOARD_LOCK_TIMEOUT_S", 15.0),
         max_upload_mb=int(_positive_number(env, "MODELBOARD_MAX_UPLOAD_MB", 200)),
+        extra_skops_types=_type_names(env, "MODELBOARD_SKOPS_TRUSTED_TYPES"),
     )
+
+
+def _type_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in (env.get(name) or "").split(",") if t.strip())
+    bad = [t for t in names if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", t)]
+    if bad:
+        raise ConfigurationError(f"{name} holds {bad!r}: list fully qualified type names separated by commas, "
+                                 "e.g. sklearn.tree._tree.Tree")
+    return names
 
 
 def quiet_mlflow() -> None:

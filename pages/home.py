@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import cache, state
 from app.navigation import page_file
-from core.domain.access import ROLE_LABELS, Permission, can
+from core.domain.access import CLINICAL_ROLES, ROLE_LABELS, Permission, can
 from core.domain.clock import utc_now
 from core.services.audit import failed_logins_since
 from core.services.auth import locked_accounts
@@ -29,7 +29,7 @@ c3.metric("Waiting for clinical review", len(in_review))
 c3.caption("Submitted versions that need clinicians' sign-off before any patient use.")
 
 st.subheader("Needs your attention")
-if user.role == "clinician" and not in_review:
+if user.role in CLINICAL_ROLES and not in_review:
     st.success("Nothing waits for your review right now.", icon=":material/check_circle:")
 if can(user, Permission.MANAGE_USERS):
     for account in locked_accounts(cache.store(), user):

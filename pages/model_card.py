@@ -11,7 +11,7 @@ from core.services.submission import latest_evaluation
 
 FACTS = ("Summary", "Mechanism", "Validation and performance", "Uses and directions", "Warnings")
 user = state.viewer().user
-store, registry = cache.store(), cache.registry()
+store = cache.store()
 st.title("Model card")
 models = [m.name for m in cache.models(user)]
 if not models:
@@ -20,7 +20,7 @@ if not models:
 left, right = st.columns(2)
 model = left.selectbox("Registered model", models, index=models.index("sepsis-icu") if "sepsis-icu" in models else 0)
 version = right.selectbox("Version", [v.version for v in cache.versions(user, model)], format_func=lambda n: f"v{n}")
-card = model_card.build_card(store, registry, user, model, version)
+card = cache.card(user, model, version)
 evaluation = latest_evaluation(store, user, model, version)
 digest = model_card.record_rendered(store, user, card, evaluation.id if evaluation else None)
 
@@ -45,7 +45,7 @@ with st.expander("Full detail with ONC HTI-1 source attributes and CHAI sections
             st.markdown(f"**{field.label}** — from {field.source.replace('_', ' ')}{refs} · CHAI {field.chai}")
             st.text(value or "not provided")
 
-production, changes = model_card.changes_since_production(store, registry, user, model, version)
+production, changes = cache.card_changes(user, model, version)
 if changes:
     with st.expander(f"What changed since v{production}, the version in production ({len(changes)} fields)"):
         st.dataframe(changes, hide_index=True, width="stretch")
@@ -53,10 +53,11 @@ if changes:
 st.caption(f"Card fingerprint (SHA-256): {digest}. Sign-offs will name this fingerprint.")
 c1, c2, c3, c4 = st.columns(4)
 base = f"model-card-{model}-v{version}"
-c1.download_button("Markdown", to_markdown(card), file_name=f"{base}.md", mime="text/markdown")
-c2.download_button("HTML", to_html(card), file_name=f"{base}.html", mime="text/html")
-c3.download_button("PDF", model_card.to_pdf(card), file_name=f"{base}.pdf", mime="application/pdf")
-c4.download_button("CHAI XML", to_chai_xml(card), file_name=f"{base}.xml", mime="application/xml")
+# Each export is produced only when its button is clicked (deferred data), not on every render.
+c1.download_button("Markdown", lambda: to_markdown(card), file_name=f"{base}.md", mime="text/markdown")
+c2.download_button("HTML", lambda: to_html(card), file_name=f"{base}.html", mime="text/html")
+c3.download_button("PDF", lambda: model_card.to_pdf(card), file_name=f"{base}.pdf", mime="application/pdf")
+c4.download_button("CHAI XML", lambda: to_chai_xml(card), file_name=f"{base}.xml", mime="application/xml")
 
 if can(user, Permission.EDIT_MODEL_CARD):
     st.subheader("Edit the narrative")
@@ -70,4 +71,5 @@ if can(user, Permission.EDIT_MODEL_CARD):
             except ValidationError as exc:
                 st.error(str(exc), icon=":material/error:")
             else:
+                cache.clear_reads()
                 st.success(f"Saved {len(changed)} changed field(s)." if changed else "Nothing changed.")

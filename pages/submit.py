@@ -1,25 +1,32 @@
-"""Submit (data scientists): send a registered version for clinical review; see past submissions."""
+"""Submit (data scientists): send a candidate for clinical review; see past submissions and why they failed."""
 
 import streamlit as st
 
 from app import cache, state
 from app.wording import verdict
-from core.errors import NotFound, ValidationError
+from core.errors import ModelBoardError, NotFound, ValidationError
 from core.services.packaged_model import submit_packaged_upload
-from core.services.submission import EvaluationFailed, SubmissionRequest, submissions_by, submit_upload, submit_version
+from core.services.submission import (
+    Progress,
+    StoredEvaluation,
+    SubmissionRequest,
+    submissions_by,
+    submit_upload,
+    submit_version,
+)
 from core.services.usecases import use_case_for_model
 
+KINDS = ("A registered version", "An MLflow run not registered yet", "A packaged MLflow model (.zip)")
 user = state.viewer().user
 st.title("Submit")
-st.caption("ModelBoard evaluates the version itself, in a separate worker process, on the evaluation data you give.")
+st.caption("ModelBoard evaluates the candidate itself, in a separate worker process, on the evaluation data you "
+           "give. Nothing you upload is loaded by this server.")
 
 models = [m.name for m in cache.models(user)]
 if not models:
     st.info("No registered models yet: register one in MLflow first.")
     st.stop()
 model = st.selectbox("Registered model", models)
-versions = [v.version for v in cache.versions(user, model)]
-version = st.selectbox("Version", versions, format_func=lambda n: f"v{n}")
 try:
     use_case = use_case_for_model(cache.store(), user, model)
     st.caption(f"Use case **{use_case.name}** v{use_case.version}: threshold {use_case.threshold}, outcome column "
@@ -28,36 +35,52 @@ except NotFound as exc:
     st.warning(str(exc), icon=":material/warning:")
     st.stop()
 
-packaged = st.file_uploader("Or a packaged MLflow model instead of the version above (.zip of the folder written "
-                            "by save_model; stored, never loaded here)", type=["zip"])
+kind = st.radio("Candidate", KINDS, horizontal=True)
+version, run_id, packaged = 0, "", None
+if kind == KINDS[0]:
+    version = st.selectbox("Version", [v.version for v in cache.versions(user, model)], format_func=lambda n: f"v{n}")
+elif kind == KINDS[1]:
+    run_id = st.text_input("MLflow run ID", max_chars=32, placeholder="32 hexadecimal characters",
+                           help="ModelBoard registers the run's model as the next version of this model, and "
+                                "removes that version again if the evaluation fails.").strip()
+else:
+    packaged = st.file_uploader("Packaged model (.zip of the folder written by mlflow.<flavor>.save_model; stored, "
+                                "never loaded here)", type=["zip"])
+
+needs_file = kind != KINDS[0]
 source = st.radio("Evaluation data", ["The validation cohort logged with the run", "Upload a CSV or Parquet file"],
-                  index=1 if packaged else 0)
+                  index=1 if needs_file else 0, disabled=needs_file,
+                  help="A run that is not registered yet, or a packaged model, needs its evaluation file.")
 upload = st.file_uploader("Evaluation file", type=["csv", "parquet"]) if source.startswith("Upload") else None
 deidentified = st.checkbox("I declare this data de-identified", help="Needed only if ModelBoard finds columns that "
                            "look like identifiers; the declaration is recorded in the audit log.")
 
+
+def _submit(progress: Progress) -> StoredEvaluation:
+    """Route the form to the one core service that handles this kind of candidate."""
+    settings, store, registry = cache.settings(), cache.store(), cache.registry()
+    if needs_file and upload is None:
+        raise ValidationError("this candidate needs its evaluation data: upload a CSV or Parquet file")
+    if kind == KINDS[2]:
+        if packaged is None:
+            raise ValidationError("choose the packaged model's .zip file first")
+        return submit_packaged_upload(settings, store, registry, user, model=model, content=packaged.getvalue(),
+                                      eval_name=upload.name, eval_content=upload.getvalue(),
+                                      deidentified=deidentified, progress=progress)
+    if kind == KINDS[1] and not run_id:
+        raise ValidationError("enter the MLflow run ID of the run that logged the model")
+    request = SubmissionRequest(model, int(version), deidentified=deidentified, run_id=run_id or None)
+    if upload is not None:
+        return submit_upload(settings, store, registry, user, request, file_name=upload.name,
+                             content=upload.getvalue(), progress=progress)
+    return submit_version(settings, store, registry, user, request, progress=progress)
+
+
 if st.button("Submit for clinical review", type="primary"):
-    request = SubmissionRequest(model, int(version), deidentified=deidentified)
     bar = st.progress(0.0, text="Checking the evaluation data…")
-
-    def progress(step: str, fraction: float) -> None:
-        bar.progress(min(fraction, 1.0), text=step)
-
     try:
-        if packaged is not None:
-            if upload is None:
-                raise ValidationError("a packaged model needs its evaluation data: upload a CSV or Parquet file")
-            stored = submit_packaged_upload(cache.settings(), cache.store(), cache.registry(), user, model=model,
-                                            content=packaged.getvalue(), eval_name=upload.name,
-                                            eval_content=upload.getvalue(), deidentified=deidentified,
-                                            progress=progress)
-        elif upload is not None:
-            stored = submit_upload(cache.settings(), cache.store(), cache.registry(), user, request,
-                                   file_name=upload.name, content=upload.getvalue(), progress=progress)
-        else:
-            stored = submit_version(cache.settings(), cache.store(), cache.registry(), user, request,
-                                    progress=progress)
-    except (ValidationError, EvaluationFailed) as exc:
+        stored = _submit(lambda step, fraction: bar.progress(min(fraction, 1.0), text=step))
+    except ModelBoardError as exc:
         bar.empty()
         st.error(f"Not submitted: {exc}", icon=":material/error:")
     else:

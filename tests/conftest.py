@@ -61,3 +61,18 @@ def evaluated_v2(demo_settings: Settings) -> object:
 
     return submit_version(demo_settings, open_store(demo_settings), open_registry(demo_settings),
                           command_line_operator("pytest"), SubmissionRequest("sepsis-icu", 2))
+
+
+def fit_on_validation_cohort(settings: Settings, c: float) -> tuple[object, object, object]:
+    """A data scientist's own model: a logistic regression fitted on the demo's validation cohort with
+    v1's inputs, returned with its feature frame and the cohort (for runs and zips logged with plain MLflow)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from core.services.installation import open_registry
+
+    registry = open_registry(settings)
+    data = pd.read_parquet(registry.evaluation_dataset_path("sepsis-icu", 1))
+    features = [name for name, _ in registry.model_inputs("sepsis-icu", 1)]
+    X = data[features].astype("float64")
+    return LogisticRegression(C=c, max_iter=1000).fit(X, data["sepsis_48h"]), X, data

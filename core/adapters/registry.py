@@ -156,11 +156,18 @@ class Registry:
     def model_inputs(self, name: str, version: int) -> list[tuple[str, str]]:
         """(column, type) pairs of the version's signature, read from its MLmodel file only
         (a YAML file: nothing is unpickled)."""
+        return _signature_inputs(self._version_mlmodel(name, version), f"{name} v{version}")
+
+    def model_flavors(self, name: str, version: int) -> dict[str, Any]:
+        """The flavours section of the version's MLmodel file (how it was serialized), read as YAML only."""
+        return dict(self._version_mlmodel(name, version).flavors)
+
+    def _version_mlmodel(self, name: str, version: int) -> Any:
         mv = self._call(f"read version {version} of {name!r}", self.client.get_model_version,
                         check_model_name(name), str(version))
-        return self._inputs_at(self._artifact_location(mv), f"{name} v{version}")
+        return self._mlmodel_at(self._artifact_location(mv), f"{name} v{version}")
 
-    def _inputs_at(self, location: str, what: str) -> list[tuple[str, str]]:
+    def _mlmodel_at(self, location: str, what: str) -> Any:
         import tempfile
 
         from mlflow.artifacts import download_artifacts
@@ -170,15 +177,9 @@ class Registry:
             with tempfile.TemporaryDirectory() as folder:
                 local = download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=folder,
                                            tracking_uri=self.tracking_uri)
-                signature = Model.load(local).signature
+                return Model.load(local)
         except (MlflowException, OSError) as exc:
             raise RegistryError(f"cannot read the MLmodel file of {what}: {exc}") from exc
-        if signature is None or signature.inputs is None:
-            raise RegistryError(f"{what} was logged without a signature: log it again with "
-                                "signature=infer_signature(X, model.predict_proba(X))")
-        inputs = signature.inputs
-        return [(n, str(t).removeprefix("DataType.")) for n, t in
-                zip(inputs.input_names(), inputs.input_types(), strict=True)]
 
     def run_model(self, run_id: str) -> tuple[str, str]:
         """(model_id, artifact location) of the model an unregistered run logged."""
@@ -192,7 +193,12 @@ class Registry:
         return str(found[0].model_id), str(found[0].artifact_location)
 
     def run_model_inputs(self, run_id: str) -> list[tuple[str, str]]:
-        return self._inputs_at(self.run_model(run_id)[1], f"the model of run {run_id}")
+        what = f"the model of run {run_id}"
+        return _signature_inputs(self._mlmodel_at(self.run_model(run_id)[1], what), what)
+
+    def run_model_flavors(self, run_id: str) -> dict[str, Any]:
+        what = f"the model of run {run_id}"
+        return dict(self._mlmodel_at(self.run_model(run_id)[1], what).flavors)
 
     def register_run(self, name: str, run_id: str) -> int:
         """Register the run's model as a new version of `name` (created if new); returns the version."""
@@ -273,3 +279,13 @@ def _rows(profile: str | None) -> int | None:
     except (ValueError, AttributeError):
         return None
     return int(value) if value is not None else None
+
+
+def _signature_inputs(mlmodel: Any, what: str) -> list[tuple[str, str]]:
+    signature = mlmodel.signature
+    if signature is None or signature.inputs is None:
+        raise RegistryError(f"{what} was logged without a signature: log it again with "
+                            "signature=infer_signature(X, model.predict_proba(X))")
+    inputs = signature.inputs
+    return [(n, str(t).removeprefix("DataType.")) for n, t in
+            zip(inputs.input_names(), inputs.input_types(), strict=True)]

@@ -13,15 +13,18 @@ from typing import Literal, get_args
 
 from core.errors import PermissionDenied, ValidationError
 
-Role = Literal["clinician", "data_scientist", "auditor", "admin"]
+Role = Literal["clinician", "clinical_lead", "data_scientist", "auditor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 ROLE_LABELS: dict[Role, str] = {
     "clinician": "Clinician",
+    "clinical_lead": "Clinical lead",
     "data_scientist": "Data scientist",
     "auditor": "Auditor",
     "admin": "Administrator",
 }
+
+CLINICAL_ROLES: frozenset[Role] = frozenset({"clinician", "clinical_lead"})  # the people who review and sign
 
 
 class Permission(Enum):
@@ -36,6 +39,10 @@ class Permission(Enum):
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "clinician": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
+    # A clinician who also owns the clinical side of use cases: intended use, threshold, minimum criteria.
+    "clinical_lead": frozenset(
+        {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.MANAGE_USE_CASES}
+    ),
     "data_scientist": frozenset(
         {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS,
          Permission.EDIT_MODEL_CARD}

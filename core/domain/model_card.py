@@ -8,6 +8,8 @@ it. Rendering is pure: Markdown, HTML (every value escaped) and CHAI XML.
 from __future__ import annotations
 
 import html
+import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,28 +30,32 @@ class CardField:
 
 FIELDS: tuple[CardField, ...] = (
     CardField("summary", "Summary", "Summary", "use_case", True, (3,), "ModelSummary/Summary"),
-    CardField("developer", "Developer", "Summary", "narrative", True, (1,), "BasicInfo/Developer"),
+    CardField("developer", "Developer", "Summary", "narrative", True, (1,), "BasicInfo/ModelDeveloper"),
     CardField("developer_contact", "Developer contact", "Summary", "narrative", True, (1,), "BasicInfo/DeveloperContact"),
-    CardField("funding_source", "Funding source", "Summary", "narrative", True, (2,), "TransparencyInfo/FundingSource"),
-    CardField("outcome", "Outcome and output", "Mechanism", "use_case", True, (3, 4), "TrustIngredients/OutcomesAndOutputs"),
-    CardField("model_type", "Model type", "Mechanism", "mlflow", True, (), "TrustIngredients/ModelType"),
-    CardField("inputs", "Input data", "Mechanism", "mlflow", True, (12,), "TrustIngredients/InputDataSource"),
+    CardField("funding_source", "Funding source", "Summary", "narrative", True, (2,),
+              "TrustIngredients/TransparencyInformation/FundingSource"),
+    CardField("outcome", "Outcome and output", "Mechanism", "use_case", True, (3, 4),
+              "TrustIngredients/AISystemFacts/OutcomesAndOutputs"),
+    CardField("model_type", "Model type", "Mechanism", "mlflow", True, (), "TrustIngredients/AISystemFacts/ModelType"),
+    CardField("inputs", "Input data", "Mechanism", "mlflow", True, (12,),
+              "TrustIngredients/AISystemFacts/OutputAndInputDataTypes"),
     CardField("sensitive_inputs", "Race, ethnicity, sex or other demographics used as inputs", "Mechanism",
-              "mlflow", True, (12,), "TrustIngredients/InputDataSource"),
+              "mlflow", True, (12,), "TrustIngredients/AISystemFacts/OutputAndInputDataTypes"),
     CardField("training_data", "Training data and period", "Mechanism", "mlflow", True, (11, 13),
-              "TrustIngredients/DevelopmentDataCharacterization"),
+              "TrustIngredients/AISystemFacts/DevelopmentDataCharacterization"),
     CardField("training_inclusion_exclusion", "Training inclusion and exclusion criteria", "Mechanism", "narrative",
-              True, (11,), "TrustIngredients/DevelopmentDataCharacterization"),
+              True, (11,), "TrustIngredients/AISystemFacts/DevelopmentDataCharacterization"),
     CardField("training_representativeness", "Demographic representativeness of the training data", "Mechanism",
-              "narrative", True, (13,), "TrustIngredients/DevelopmentDataCharacterization"),
+              "narrative", True, (13,), "TrustIngredients/AISystemFacts/DevelopmentDataCharacterization"),
     CardField("relevance_to_setting", "Relevance of the training data to this hospital", "Mechanism", "narrative",
-              False, (14,), "TrustIngredients/DevelopmentDataCharacterization"),
+              False, (14,), "TrustIngredients/AISystemFacts/DevelopmentDataCharacterization"),
     CardField("performance", "Performance in the validation cohort (computed by ModelBoard)", "Validation and performance",
               "evaluation", True, (21,), "KeyMetrics/UsefulnessUsabilityEfficacy"),
     CardField("fairness", "Fairness in the validation cohort (computed by ModelBoard)", "Validation and performance",
               "evaluation", True, (22,), "KeyMetrics/FairnessEquity"),
     CardField("external_validation", "External validation (setting, tester, process)", "Validation and performance",
-              "narrative", False, (17, 18, 19, 20, 23, 24), "KeyMetrics/ValidationProcess"),
+              "narrative", False, (17, 18, 19, 20, 23, 24),
+              "KeyMetrics/UsefulnessUsabilityEfficacy/ValidationProcessAndJustification"),
     CardField("intended_use", "Intended use and workflow", "Uses and directions", "use_case", True, (5,),
               "UsesAndDirections/IntendedUseAndWorkflow"),
     CardField("target_population", "Target patient population", "Uses and directions", "use_case", True, (6,),
@@ -68,16 +74,17 @@ FIELDS: tuple[CardField, ...] = (
     CardField("clinical_risk_level", "Clinical risk level", "Warnings", "narrative", True, (),
               "Warnings/ClinicalRiskLevel"),
     CardField("fairness_approach", "Approach to ensuring fair output", "Fairness process", "narrative", True, (15,),
-              "TrustIngredients/BiasMitigationApproaches"),
+              "TrustIngredients/AISystemFacts/BiasMitigationApproaches"),
     CardField("bias_mitigation", "Approaches to manage or reduce bias", "Fairness process", "narrative", True, (16,),
-              "TrustIngredients/BiasMitigationApproaches"),
+              "TrustIngredients/AISystemFacts/BiasMitigationApproaches"),
     CardField("ongoing_monitoring", "How and how often validity and fairness are monitored", "Maintenance", "narrative",
-              True, (26, 28), "TrustIngredients/OngoingMaintenance"),
+              True, (26, 28), "TrustIngredients/AISystemFacts/OngoingMaintenance"),
     CardField("update_schedule", "Update schedule and correction of problems", "Maintenance", "narrative", True,
-              (30, 31), "TrustIngredients/OngoingMaintenance"),
+              (30, 31), "TrustIngredients/AISystemFacts/OngoingMaintenance"),
     CardField("outcome_references", "References to evaluations of outcomes", "Other information", "narrative", False,
               (25,), "Resources/EvaluationReferences"),
-    CardField("lineage", "Lineage (run, commit, datasets)", "Other information", "mlflow", True, (), "ReleaseInfo/Version"),
+    CardField("lineage", "Lineage (run, commit, datasets)", "Other information", "mlflow", True, (),
+              "ReleaseInfo/ReleaseVersion"),
 )
 NARRATIVE_KEYS = tuple(f.key for f in FIELDS if f.source == "narrative")
 SECTIONS = ("Summary", "Mechanism", "Validation and performance", "Uses and directions", "Warnings",
@@ -131,18 +138,169 @@ def to_html(card: ModelCard) -> str:
     return "".join(parts) + "</body></html>"
 
 
+# CHAI applied model card, mc-schema v0.2 (github.com/coalition-for-health-ai/mc-schema): the schema's
+# sections and their children in schema order. "?" marks an optional element, written only when it has a
+# value; the optional elements ModelBoard never fills (EHR compatibility, regulatory approval, foundation
+# models, security, transparency, third-party information, clinical trial, reimbursement, the XML
+# signature) are left out. KeyMetrics is built by _add_key_metrics.
+CHAI_NAMESPACE = "https://mc.chai.org/v0.2/schema.xsd"
+NOT_PROVIDED = "Not provided"
+_CHAI_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("BasicInfo", ("ModelName", "ModelDeveloper", "DeveloperContact")),
+    ("ReleaseInfo", ("ReleaseStage", "ReleaseDate", "ReleaseVersion", "GlobalAvailability")),
+    ("ModelSummary", ("Summary", "Keywords")),
+    ("UsesAndDirections", ("IntendedUseAndWorkflow", "PrimaryIntendedUsers", "HowToUse", "TargetedPatientPopulation",
+                           "CautionedOutOfScopeSettings")),
+    ("Warnings", ("KnownRisksAndLimitations", "KnownBiasesOrEthicalConsiderations", "ClinicalRiskLevel")),
+    ("TrustIngredients/AISystemFacts", ("OutcomesAndOutputs", "ModelType", "InputDataSource", "OutputAndInputDataTypes",
+                                        "DevelopmentDataCharacterization", "BiasMitigationApproaches",
+                                        "OngoingMaintenance")),
+    ("TrustIngredients/TransparencyInformation", ("FundingSource", "StakeholdersConsulted")),
+    ("KeyMetrics", ()),
+    ("Resources", ("EvaluationReferences?", "PeerReviewedPublications", "PatientConsentOrDisclosure")),
+    ("Bibliography", ()),
+)
+# Characters XML 1.0 cannot carry at all (owners paste text from anywhere); they are dropped.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The performance and fairness values are the sentences core.services.model_card writes; the key
+# metrics read their numbers back from them.
+_SCORE = re.compile(r"(AUROC|sensitivity|specificity|PPV|Brier score|calibration slope|expected calibration error) "
+                    r"(-?\d+\.\d+)(?: \((-?\d+\.\d+)–(-?\d+\.\d+), ([^)]*)\))?")
+_CRITERION = re.compile(r"(PASS|FAIL) (.+?): (.+?) \(required (.+?)\)(?=; (?:PASS|FAIL) |$)")
+_COHORT = re.compile(r"^Evaluated by ModelBoard on (.+?) at threshold")
+_NUMBER = re.compile(r"-?\d+\.\d+")
+_CALIBRATION_HINTS = {"calibration slope": "1 is ideal; below 1, predicted risks are too extreme",
+                      "expected calibration error": "0 is ideal; the average gap between predicted and observed risk"}
+_TEST_TYPE = "Retrospective validation, recomputed by ModelBoard from the registered model's scores"
+_METRIC_TEXT = {  # key metric: (goal, validation process)
+    "UsefulnessUsabilityEfficacy": (
+        "Discrimination and classification at the use case's operating threshold",
+        "ModelBoard scored the evaluation cohort with the registered model version and computed each metric with "
+        "the interval method named in its result."),
+    "FairnessEquity": (
+        "Meet every acceptance criterion of the use case, overall and in patient subgroups",
+        "ModelBoard computed the metrics in every patient subgroup and checked each acceptance criterion of the "
+        "use case."),
+    "SafetyReliability": (
+        "Predicted risks that match observed risk (calibration)",
+        "ModelBoard compared predicted with observed risk in the evaluation cohort."),
+}
+_EXTERNAL_VALIDATION = "KeyMetrics/UsefulnessUsabilityEfficacy/ValidationProcessAndJustification"
+
+
+@dataclass(frozen=True)
+class _KeyMetric:
+    goal: str = ""
+    results: tuple[tuple[str, float | None], ...] = ()
+    interpretation: str = ""
+    test_type: str = ""
+    testing_data: str = ""
+    process: str = ""
+
+
 def to_chai_xml(card: ModelCard) -> str:
-    """The card in the shape of CHAI's applied model card (mc-schema v0.2 element names)."""
-    root = ET.Element("AppliedModelCard", {"schemaVersion": "0.2"})
-    basic = ET.SubElement(root, "BasicInfo")
-    ET.SubElement(basic, "ModelName").text = card.model
-    release = ET.SubElement(root, "ReleaseInfo")
-    ET.SubElement(release, "Version").text = str(card.version)
-    for f in FIELDS:
-        parent_name, _, leaf = f.chai.partition("/")
-        parent = root.find(parent_name)
-        if parent is None:
-            parent = ET.SubElement(root, parent_name)
-        ET.SubElement(parent, leaf, {"field": f.key}).text = card.values.get(f.key, "")
+    """The card as a CHAI applied model card, valid against mc-schema v0.2.
+
+    Every element the schema requires is written even when the card has no value for it (empty text is
+    valid there; a key metric without results gets one result labelled "Not provided"), so a card still
+    being filled exports too. Fields that share a CHAI element become labelled Markdown paragraphs,
+    which the schema allows in every text element.
+    """
+    root = ET.Element(_mc("AppliedModelCard"))
+    for path, children in _CHAI_LAYOUT:
+        parent = root
+        for name in path.split("/"):
+            found = parent.find(_mc(name))
+            parent = ET.SubElement(parent, _mc(name)) if found is None else found
+        for child in children:
+            text = _chai_text(card, f"{path}/{child.rstrip('?')}")
+            if text or not child.endswith("?"):
+                _add_text(parent, child.rstrip("?"), text)
+        if path == "KeyMetrics":
+            _add_key_metrics(parent, card)
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True, default_namespace=CHAI_NAMESPACE)
+
+
+def _mc(name: str) -> str:
+    return f"{{{CHAI_NAMESPACE}}}{name}"
+
+
+def _add_text(parent: ET.Element, name: str, text: str) -> None:
+    ET.SubElement(parent, _mc(name)).text = _NOT_XML.sub("", text) or None
+
+
+def _paragraphs(parts: list[tuple[str, str]]) -> str:
+    return "\n\n".join(f"**{label}:** {text}" if label else text for label, text in parts if text)
+
+
+def _chai_text(card: ModelCard, path: str) -> str:
+    """The text of one CHAI element: the card's fields whose `chai` names it."""
+    if path == "BasicInfo/ModelName":
+        return card.model
+    values = [(f.label, card.values.get(f.key, "").strip()) for f in FIELDS if f.chai == path]
+    if path == "ReleaseInfo/ReleaseVersion":
+        lineage = " ".join(text for _, text in values if text)
+        return f"{card.version} ({lineage})" if lineage else str(card.version)
+    if len(values) == 1:
+        return values[0][1]
+    return _paragraphs(values)
+
+
+def _add_key_metrics(parent: ET.Element, card: ModelCard) -> None:
+    for name, metric in _key_metrics(card).items():
+        element = ET.SubElement(parent, _mc(name))
+        _add_text(element, "MetricGoal", metric.goal)
+        results = ET.SubElement(element, _mc("Results"))
+        for label, value in metric.results or ((NOT_PROVIDED, None),):
+            result = ET.SubElement(results, _mc("MetricResult"))
+            _add_text(result, "Label", label)
+            # The value shape of CHAI's own examples; "null" where the card states no number.
+            _add_text(result, "ValueJson", "null" if value is None else
+                      json.dumps({"kind": "single", "value": value, "unit": ""}, separators=(",", ":")))
+        for child, text in (("Interpretation", metric.interpretation), ("TestType", metric.test_type),
+                            ("TestingDataDescription", metric.testing_data),
+                            ("ValidationProcessAndJustification", metric.process)):
+            _add_text(element, child, text)
+
+
+def _key_metrics(card: ModelCard) -> dict[str, _KeyMetric]:
+    """CHAI's three key metrics from ModelBoard's evaluation: discrimination, fairness criteria, calibration."""
+    performance, fairness = (card.values.get(k, "").strip() for k in ("performance", "fairness"))
+    cohort = _COHORT.search(performance)
+    testing = cohort.group(1) if cohort else ""
+    scores = [(m[1], f"{m[1]} (interval {m[3]}–{m[4]}, {m[5]})" if m[3] else m[1], float(m[2]))
+              for m in _SCORE.finditer(performance)]
+    calibration = [(name, label, value) for name, label, value in scores if name in _CALIBRATION_HINTS]
+    criteria, criteria_summary = _criteria(fairness)
+    external = _paragraphs([(f.label, card.values.get(f.key, "").strip())
+                            for f in FIELDS if f.chai == _EXTERNAL_VALIDATION])
+    return {
+        "UsefulnessUsabilityEfficacy": _key_metric(
+            "UsefulnessUsabilityEfficacy", tuple((label, value) for name, label, value in scores
+                                                 if name not in _CALIBRATION_HINTS), performance, testing, external),
+        "FairnessEquity": _key_metric("FairnessEquity", criteria, criteria_summary, testing),
+        "SafetyReliability": _key_metric(
+            "SafetyReliability", tuple((label, value) for _, label, value in calibration),
+            "; ".join(f"{name} {value:g} ({_CALIBRATION_HINTS[name]})" for name, _, value in calibration), testing),
+    }
+
+
+def _key_metric(name: str, results: tuple[tuple[str, float | None], ...], interpretation: str, testing: str,
+                external: str = "") -> _KeyMetric:
+    """A key metric ModelBoard computed; when it computed none, only the owner's external validation."""
+    if not interpretation:
+        return _KeyMetric(process=external)
+    goal, process = _METRIC_TEXT[name]
+    return _KeyMetric(goal, results, interpretation, _TEST_TYPE, testing, _paragraphs([("", process), ("", external)]))
+
+
+def _criteria(fairness: str) -> tuple[tuple[tuple[str, float | None], ...], str]:
+    """One result per use-case criterion, labelled PASS or FAIL as on the card, and how many were met."""
+    criteria = list(_CRITERION.finditer(fairness))
+    if not criteria:
+        return (), fairness
+    failed = [m[2] for m in criteria if m[1] == "FAIL"]
+    summary = f"{len(criteria) - len(failed)} of {len(criteria)} criteria met" + (
+        f"; not met: {', '.join(failed)}." if failed else ".")
+    return tuple((m[0], float(n[0]) if (n := _NUMBER.search(m[3])) else None) for m in criteria), summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.adapters.registry import Registry
-from core.domain.access import Permission, User, require
+from core.domain.access import CLINICAL_ROLES, Permission, User, require
 from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
 
 
@@ -52,7 +52,7 @@ def attention_items(registry: Registry, viewer: User) -> list[AttentionItem]:
 def _headline(viewer: User, v: ModelVersionSummary) -> str:
     if "production" in v.aliases:
         return f"{v.name} v{v.version} is the version in clinical use (alias 'production')."
-    if v.status == "in_review" and viewer.role == "clinician":
+    if v.status == "in_review" and viewer.role in CLINICAL_ROLES:
         return f"{v.name} v{v.version} waits for your review."
     if viewer.role == "data_scientist" and v.logged_by == viewer.username:
         return f"{v.name} v{v.version}, logged by you: {v.status_label.lower()}."
@@ -60,7 +60,7 @@ def _headline(viewer: User, v: ModelVersionSummary) -> str:
 
 
 def _rank(viewer: User, item: AttentionItem) -> int:
-    if item.status_label.startswith("In clinical review") and viewer.role == "clinician":
+    if item.status_label.startswith("In clinical review") and viewer.role in CLINICAL_ROLES:
         return 0
     if "production" in item.aliases:
         return 1

@@ -37,6 +37,7 @@ DERIVATION_START = date(2025, 1, 1)
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
     ("ng", "Dr. Alice Ng", "clinician", "ng-icu-demo-2026"),
     ("okafor", "Dr. Chidi Okafor", "clinician", "okafor-icu-demo-2026"),
+    ("patel", "Dr. Priya Patel", "clinical_lead", "patel-lead-demo-2026"),
     ("lee", "Jordan Lee", "data_scientist", "lee-ds-demo-2026"),
     ("kim", "Sam Kim", "auditor", "kim-audit-demo-2026"),
     ("admin", "Morgan Reyes", "admin", "admin-demo-2026"),

@@ -102,6 +102,18 @@ def build_card(store: Store, registry: Registry, viewer: User, model: str, versi
     return ModelCard(model, version, values)
 
 
+def card_revision(store: Store, viewer: User, model: str, version: int) -> str:
+    """What the stored parts of a card depend on (newest evaluation, narrative edits, use-case versions), in
+    one cheap query: a page may reuse an assembled card for as long as this string does not change."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    row = store.query_one(
+        "SELECT (SELECT max(finished_at) FROM evaluations WHERE model_name = ? AND model_version = ? "
+        "AND status = 'complete') AS evaluated, (SELECT max(updated_at) FROM model_card_narratives "
+        "WHERE model_name = ? AND model_version = ?) AS edited, (SELECT max(imported_at) FROM use_cases) AS imported",
+        [model, version, model, version])
+    return "|".join(str(v) for v in (row or {}).values())
+
+
 def save_narratives(store: Store, actor: User, model: str, version: int, values: dict[str, str]) -> list[str]:
     """Store the owner's narrative fields; returns the fields that changed (audited)."""
     require(actor, Permission.EDIT_MODEL_CARD)
@@ -139,8 +151,11 @@ _PDF_REPLACEMENTS = {"≥": ">=", "≤": "<=", "–": "-", "—": "-", "→": "-
 
 
 def to_pdf(card: ModelCard) -> bytes:
-    """A printable PDF of the card (core fonts: text is reduced to Latin-1)."""
+    """A printable PDF of the card (core fonts: text is reduced to Latin-1), carrying the card's CHAI XML
+    as an attached file so the PDF stays machine-readable (the XML keeps the full Unicode text)."""
     from fpdf import FPDF
+
+    from core.domain.model_card import to_chai_xml
 
     text = to_markdown(card)
     for old, new in _PDF_REPLACEMENTS.items():
@@ -152,6 +167,9 @@ def to_pdf(card: ModelCard) -> bytes:
         heading = line.startswith("#")
         pdf.set_font("Helvetica", "B" if heading else "", 14 if line.startswith("# ") else 11 if heading else 9)
         pdf.multi_cell(0, 5, line.lstrip("# ").replace("**", ""), new_x="LMARGIN", new_y="NEXT")
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in card.model)
+    pdf.embed_file(bytes=to_chai_xml(card).encode("utf-8"), basename=f"{name}-v{card.version}-chai-model-card.xml",
+                   mime_type="application/xml", desc="CHAI applied model card (mc-schema v0.2)")
     return bytes(pdf.output())
 
 

@@ -22,10 +22,11 @@ from core.adapters.registry import Registry, check_model_name
 from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import Permission, User, require
+from core.domain.model_safety import check_loadable
 from core.errors import ValidationError
 from core.services.audit import record_event
 from core.services.evaluation_data import check_evaluation_data, read_table
-from core.services.submission import Progress, StoredEvaluation, SubmissionRequest, submit_version
+from core.services.submission import Progress, StoredEvaluation, SubmissionRequest, kept_upload, submit_version
 from core.services.usecases import use_case_for_model
 
 MAX_EXPANSION = 5  # uncompressed size may be at most this many times the upload limit
@@ -53,13 +54,14 @@ def _model_root(members: list[zipfile.ZipInfo]) -> PurePosixPath:
     return roots[0]
 
 
-def _check_mlmodel(text: str) -> list[tuple[str, str]]:
+def _check_mlmodel(text: str, extra_skops_types: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     try:
         spec: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValidationError(f"the MLmodel file is not valid YAML: {exc}") from None
     if not isinstance(spec, dict) or "python_function" not in (spec.get("flavors") or {}):
         raise ValidationError("the MLmodel file has no python_function flavour: save the model with an MLflow flavour")
+    check_loadable(spec["flavors"], "the uploaded model", extra_skops_types)
     try:
         inputs = yaml.safe_load(spec["signature"]["inputs"])
         return [(str(c["name"]), str(c["type"])) for c in inputs]
@@ -80,7 +82,8 @@ def unpack(settings: Settings, content: bytes) -> tuple[Path, list[tuple[str, st
     with archive:
         members = _safe_members(archive, limit * MAX_EXPANSION)
         root = _model_root(members)
-        inputs = _check_mlmodel(archive.read(str(root / "MLmodel")).decode("utf-8", "replace"))
+        inputs = _check_mlmodel(archive.read(str(root / "MLmodel")).decode("utf-8", "replace"),
+                                settings.extra_skops_types)
         target = settings.home / "uploads" / uuid.uuid4().hex
         for info in members:
             try:
@@ -127,15 +130,6 @@ def submit_packaged_upload(settings: Settings, store: Store, registry: Registry,
                            progress: Progress | None = None) -> StoredEvaluation:
     """Browser version: the evaluation file arrives as bytes and is kept only while it is used."""
     require(actor, Permission.SUBMIT_MODELS)
-    suffix = Path(eval_name).suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ValidationError(f"{eval_name}: only .csv and .parquet evaluation files are accepted")
-    uploads = settings.home / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    eval_path = uploads / f"{uuid.uuid4().hex}{suffix}"
-    eval_path.write_bytes(eval_content)
-    try:
+    with kept_upload(settings, eval_name, eval_content) as eval_path:
         return submit_packaged_model(settings, store, registry, actor, model=model, content=content,
                                      eval_path=eval_path, deidentified=deidentified, progress=progress)
-    finally:
-        eval_path.unlink(missing_ok=True)

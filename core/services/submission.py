@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from core.adapters.store import Store
 from core.config import REPO_ROOT, Settings
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
+from core.domain.model_safety import check_loadable
 from core.errors import ModelBoardError, ValidationError
 from core.services.audit import record_event
 from core.services.evaluation_data import EvaluationData, check_evaluation_data, read_table
@@ -61,8 +63,11 @@ def _load(settings: Settings, registry: Registry, request: SubmissionRequest, la
           sensitive: tuple[str, ...]) -> EvaluationData:
     if request.run_id:
         inputs = registry.run_model_inputs(request.run_id)
+        flavors, what = registry.run_model_flavors(request.run_id), f"the model of run {request.run_id}"
     else:
         inputs = registry.model_inputs(request.model, request.version)
+        flavors, what = registry.model_flavors(request.model, request.version), f"{request.model} v{request.version}"
+    check_loadable(flavors, what, settings.extra_skops_types)
     if request.eval_data is None and request.run_id:
         raise ValidationError("an unregistered run needs its evaluation data as a file (--eval-data FILE)")
     if request.eval_data is not None:
@@ -138,11 +143,12 @@ def _submit_run(settings: Settings, store: Store, registry: Registry, actor: Use
         raise
 
 
-def submit_upload(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
-                  *, file_name: str, content: bytes, progress: Progress | None = None) -> StoredEvaluation:
-    """Submit with an evaluation file uploaded through the browser; the upload is kept only
-    while it is validated and copied for the worker."""
-    require(actor, Permission.SUBMIT_MODELS)
+@contextmanager
+def kept_upload(settings: Settings, file_name: str, content: bytes) -> Iterator[Path]:
+    """An evaluation file uploaded through the browser, on disk only while the `with` block runs.
+
+    Size and type are checked before a byte is written, so a refused upload leaves nothing behind.
+    """
     if len(content) > settings.max_upload_mb * 1_000_000:
         raise ValidationError(f"{file_name} is {len(content) / 1e6:.0f} MB, over the {settings.max_upload_mb} MB "
                               "limit: sample the evaluation set or raise MODELBOARD_MAX_UPLOAD_MB")
@@ -154,11 +160,18 @@ def submit_upload(settings: Settings, store: Store, registry: Registry, actor: U
     path = uploads / f"{uuid.uuid4().hex}{suffix}"
     path.write_bytes(content)
     try:
-        return submit_version(settings, store, registry, actor,
-                              SubmissionRequest(request.model, request.version, path, request.label,
-                                                request.sensitive, request.deidentified), progress=progress)
+        yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def submit_upload(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
+                  *, file_name: str, content: bytes, progress: Progress | None = None) -> StoredEvaluation:
+    """Submit a registered version or an unregistered run with an evaluation file uploaded in the browser."""
+    require(actor, Permission.SUBMIT_MODELS)
+    with kept_upload(settings, file_name, content) as path:
+        return submit_version(settings, store, registry, actor, dataclasses.replace(request, eval_data=path),
+                              progress=progress)
 
 
 def submissions_by(store: Store, viewer: User) -> list[dict[str, Any]]:
@@ -174,8 +187,10 @@ def submissions_by(store: Store, viewer: User) -> list[dict[str, Any]]:
 
 
 def _run_worker(settings: Settings, evaluation_id: str, progress: Progress | None) -> None:
+    # The server runs with MLflow's deserialization switched off; only the worker may load models.
     env = dict(os.environ) | {"MODELBOARD_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri,
-                              "MLFLOW_REGISTRY_URI": settings.registry_uri}
+                              "MLFLOW_REGISTRY_URI": settings.registry_uri,
+                              "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "core.worker", evaluation_id], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None

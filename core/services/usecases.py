@@ -94,3 +94,18 @@ def use_case_for_model(store: Store, viewer: User, model: str) -> UseCase:
 def export_yaml(store: Store, viewer: User, name: str, version: int | None = None) -> str:
     return yaml.safe_dump(to_document(get_use_case(store, viewer, name, version)), sort_keys=False,
                           allow_unicode=True)
+
+
+def use_case_history(store: Store, viewer: User, name: str) -> list[dict[str, Any]]:
+    """Every version of a use case, newest first: who imported it, when, and what it required."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    rows = store.query("SELECT * FROM use_cases WHERE name = ? ORDER BY version DESC", [name])
+    if not rows:
+        raise NotFound(f"no use case named {name!r}")
+    out = []
+    for row in rows:
+        use_case = _from_row(row)
+        out.append({"version": use_case.version, "imported_by": row["imported_by"],
+                    "imported_at": row["imported_at"], "threshold": use_case.threshold,
+                    "models": ", ".join(use_case.models), "criteria": " ".join(use_case.plain_criteria())})
+    return out

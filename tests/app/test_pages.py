@@ -26,7 +26,8 @@ from core.services.installation import open_store
 REPO = Path(__file__).resolve().parents[2]
 MAIN = str(REPO / "app" / "main.py")
 TIMEOUT = 60
-USERNAMES = {"clinician": "ng", "data_scientist": "lee", "auditor": "kim", "admin": "admin"}
+USERNAMES = {"clinician": "ng", "clinical_lead": "patel", "data_scientist": "lee", "auditor": "kim",
+             "admin": "admin"}
 
 
 def logged_in(settings: Settings, role: str) -> AppTest:
@@ -176,6 +177,29 @@ def test_data_scientist_submits_from_the_page(demo_env: Settings, evaluated_v2: 
     next(b for b in at.button if b.label == "Submit for clinical review").click().run()
     assert not at.exception
     assert any("is now in clinical review" in str(s.value) for s in at.success)
+
+
+def test_submit_page_explains_what_an_unregistered_run_needs(demo_env: Settings) -> None:
+    at = logged_in(demo_env, "data_scientist")
+    at.switch_page("../pages/submit.py").run()
+    at.radio[0].set_value("An MLflow run not registered yet").run()
+    assert at.radio[1].disabled and at.radio[1].value.startswith("Upload")  # a run needs its evaluation file
+    submit = next(b for b in at.button if b.label == "Submit for clinical review")
+    submit.click().run()
+    assert not at.exception
+    assert "needs its evaluation data" in " ".join(str(e.value) for e in at.error)
+
+
+@pytest.mark.parametrize("role,manages", [("clinician", False), ("clinical_lead", True), ("admin", True)])
+def test_use_cases_page_shows_criteria_in_words(demo_env: Settings, role: str, manages: bool) -> None:
+    at = logged_in(demo_env, role)
+    at.switch_page("../pages/use_cases.py").run()
+    at.selectbox[0].select("sepsis-icu-adult").run()
+    assert not at.exception
+    text = page_texts(at)
+    assert "Of 100 patients who develop the outcome, the model flags at least 80" in text
+    assert "flagged when the predicted risk is 0.06 or more" in text
+    assert ("Import a use case" in [h.value for h in at.subheader]) is manages
 
 
 def test_explanations_page_shows_spo2_and_a_missed_patient(demo_env: Settings, evaluated_v2: object) -> None:

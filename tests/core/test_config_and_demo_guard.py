@@ -35,6 +35,7 @@ def test_external_mlflow_server_is_used_when_set(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name,value,fragment", [
     ("MODELBOARD_IDLE_MINUTES", "soon", "is not a number"),
     ("MODELBOARD_LOCKOUT_MINUTES", "-1", "greater than zero"),
+    ("MODELBOARD_SKOPS_TRUSTED_TYPES", "sklearn.tree._tree.Tree, os.system()", "fully qualified type names"),
 ])
 def test_bad_settings_say_what_to_fix(tmp_path: Path, name: str, value: str, fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment):

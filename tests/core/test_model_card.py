@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -13,6 +14,7 @@ from core.errors import PermissionDenied, ValidationError
 from core.services import model_card
 from core.services.installation import open_registry, open_store
 from core.services.submission import StoredEvaluation
+from tests.core.test_chai_xml import NS, structure_errors
 
 OPERATOR = command_line_operator("pytest")
 
@@ -65,8 +67,31 @@ def test_exports_escape_parse_and_print(demo_settings: Settings) -> None:
     hostile = ModelCard("sepsis-icu", 9, {"developer": "<script>alert(1)</script>", "summary": "≥ 0.8 → ok"})
     assert "<script>" not in to_html(hostile) and "&lt;script&gt;" in to_html(hostile)
     root = ET.fromstring(to_chai_xml(card(demo_settings, 1)).split("?>", 1)[1])
-    assert root.tag == "AppliedModelCard" and root.find("BasicInfo/ModelName").text == "sepsis-icu"  # type: ignore[union-attr]
-    assert model_card.to_pdf(hostile).startswith(b"%PDF")
+    assert root.tag == f"{{{NS}}}AppliedModelCard"
+    assert root.findtext(f"{{{NS}}}BasicInfo/{{{NS}}}ModelName") == "sepsis-icu"
+    pdf = model_card.to_pdf(hostile)
+    assert pdf.startswith(b"%PDF")
+    # fpdf2 stores attachments uncompressed: the card's CHAI XML is in the file byte for byte, under its name.
+    assert b"/EmbeddedFiles <</Names [(sepsis-icu-v9-chai-model-card.xml) " in pdf
+    assert b"/Subtype /application#2Fxml\n/Type /EmbeddedFile" in pdf
+    assert to_chai_xml(hostile).encode("utf-8") in pdf
+
+
+def test_chai_xml_of_the_evaluated_demo_card_follows_the_schema(demo_settings: Settings,
+                                                                evaluated_v2: StoredEvaluation) -> None:
+    root = ET.fromstring(to_chai_xml(card(demo_settings, 2)).encode("utf-8"))
+    assert structure_errors(root) == []
+    metrics = root.find(f"{{{NS}}}KeyMetrics/{{{NS}}}UsefulnessUsabilityEfficacy/{{{NS}}}Results")
+    assert metrics is not None
+    values = {r.findtext(f"{{{NS}}}Label", "").split(" (")[0]: json.loads(r.findtext(f"{{{NS}}}ValueJson", ""))
+              for r in metrics}
+    assert values["AUROC"]["value"] == round(evaluated_v2.result["overall"]["auroc"], 3)
+    assert {"sensitivity", "specificity", "Brier score"} <= set(values)
+    fairness = root.find(f"{{{NS}}}KeyMetrics/{{{NS}}}FairnessEquity/{{{NS}}}Results")
+    assert fairness is not None and any(r.findtext(f"{{{NS}}}Label", "").startswith("FAIL sensitivity gap")
+                                        for r in fairness)
+    unevaluated = ET.fromstring(to_chai_xml(card(demo_settings, 3)).encode("utf-8"))
+    assert structure_errors(unevaluated) == []
 
 
 def test_changes_since_production_name_the_differing_fields(demo_settings: Settings) -> None:

@@ -11,23 +11,19 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
-from sklearn.linear_model import LogisticRegression
 
 from core.config import Settings
 from core.domain.access import command_line_operator
 from core.errors import ValidationError
 from core.services.installation import open_registry, open_store
 from core.services.packaged_model import submit_packaged_model, unpack
+from tests.conftest import fit_on_validation_cohort
 
 OPERATOR = command_line_operator("pytest")
 
 
 def saved_model_zip(settings: Settings, folder: Path) -> tuple[bytes, Path]:
-    registry = open_registry(settings)
-    data = pd.read_parquet(registry.evaluation_dataset_path("sepsis-icu", 1))
-    features = [name for name, _ in registry.model_inputs("sepsis-icu", 1)]
-    X = data[features].astype("float64")
-    model = LogisticRegression(C=2.0, max_iter=1000).fit(X, data["sepsis_48h"])
+    model, X, data = fit_on_validation_cohort(settings, 2.0)
     mlflow.sklearn.save_model(model, str(folder / "model"), signature=infer_signature(X, model.predict_proba(X)),
                               serialization_format="skops", pyfunc_predict_fn="predict_proba")
     buffer = io.BytesIO()

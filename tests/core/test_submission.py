@@ -20,6 +20,7 @@ from core.errors import NotFound, PermissionDenied, ValidationError
 from core.services.installation import open_registry, open_store
 from core.services.submission import StoredEvaluation, SubmissionRequest, submit_version
 from data.train import tracking
+from tests.conftest import fit_on_validation_cohort
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,13 +125,7 @@ def test_worker_refuses_a_malformed_id() -> None:
 
 def _unregistered_run(settings: Settings, with_model: bool) -> tuple[str, Path]:
     """A data scientist's run, logged with plain MLflow and not registered."""
-    from sklearn.linear_model import LogisticRegression
-
-    registry = open_registry(settings)
-    data = pd.read_parquet(registry.evaluation_dataset_path("sepsis-icu", 1))
-    features = [name for name, _ in registry.model_inputs("sepsis-icu", 1)]
-    X = data[features].astype("float64")
-    model = LogisticRegression(C=0.5, max_iter=1000).fit(X, data["sepsis_48h"])
+    model, X, data = fit_on_validation_cohort(settings, 0.5)
     with tracking(settings.tracking_uri), mlflow.start_run(experiment_id=MlflowClient(
             settings.tracking_uri).get_experiment_by_name("sepsis-icu").experiment_id) as run:
         if with_model:

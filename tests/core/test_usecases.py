@@ -72,3 +72,20 @@ def test_cli_import_export(tmp_path: Path) -> None:
     missing = cli(tmp_path, "usecase", "import", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 1 and "is not a file" in one_line_error(missing)
     assert cli(tmp_path, "usecase", "export").returncode == 2
+
+
+def test_a_clinical_lead_manages_use_cases_and_a_clinician_only_reads(store: Store) -> None:
+    lead = User("patel", "Dr. Priya Patel", "clinical_lead")
+    clinician = User("ng", "Dr. Alice Ng", "clinician")
+    text = DEMO_YAML.read_text()
+    with pytest.raises(PermissionDenied, match="may not define use cases"):
+        usecases.import_use_case(store, clinician, text)
+    usecases.import_use_case(store, lead, text)
+    usecases.import_use_case(store, lead, text.replace("min_auroc: 0.75", "min_auroc: 0.78"))
+    history = usecases.use_case_history(store, clinician, "sepsis-icu-adult")
+    assert [h["version"] for h in history] == [2, 1] and {h["imported_by"] for h in history} == {"patel"}
+    assert "AUROC at least 0.78." in history[0]["criteria"] and "AUROC at least 0.75." in history[1]["criteria"]
+    events = store.query("SELECT actor, target FROM audit_events WHERE action = 'use_case_imported' ORDER BY id")
+    assert events == [{"actor": "patel", "target": f"sepsis-icu-adult v{v}"} for v in (1, 2)]
+    with pytest.raises(NotFound):
+        usecases.use_case_history(store, clinician, "no-such-use-case")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from core.config import Settings
+from core.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -31,18 +31,32 @@ def free_port() -> int:
 
 def app_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return env | {"MODELBOARD_HOME": str(settings.home), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    # As in `make run`: the server process may not deserialize models; only the worker it starts may.
+    return env | {"MODELBOARD_HOME": str(settings.home), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+                  "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
 
 
 @pytest.fixture(scope="session")
-def server(demo_settings: Settings) -> Iterator[str]:
+def browser_demo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A demo of the browser tests' own, so what they submit is really evaluated by the worker the server
+    starts, not found already evaluated by the in-process tests that share the session demo."""
+    from core.domain.access import command_line_operator
+    from core.services.demo import build_demo
+
+    settings = load_settings(env={}, home=tmp_path_factory.mktemp("browser-demo") / "home")
+    build_demo(settings, command_line_operator("pytest"), seed=7)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def server(browser_demo: Settings) -> Iterator[str]:
     port = free_port()
     OUTPUT.mkdir(exist_ok=True)
     log = (OUTPUT / "streamlit-server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=app_env(demo_settings), stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, env=app_env(browser_demo), stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

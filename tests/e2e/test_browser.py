@@ -38,12 +38,12 @@ def run_cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.Compl
                           cwd=REPO, env=app_env(settings), timeout=120)
 
 
-def test_cli_writes_while_the_app_is_serving(server: str, page: Page, demo_settings: Settings) -> None:
+def test_cli_writes_while_the_app_is_serving(server: str, page: Page, browser_demo: Settings) -> None:
     """The app keeps serving logins (which write audit rows) while CLI commands write to the same store."""
     new_users = [f"nurse{i}" for i in range(4)]
 
     def add(name: str) -> subprocess.CompletedProcess[str]:
-        return run_cli(demo_settings, "users", "add", "--username", name, "--full-name", f"Nurse {name}",
+        return run_cli(browser_demo, "users", "add", "--username", name, "--full-name", f"Nurse {name}",
                        "--role", "clinician", stdin="night-shift-password\n")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -58,12 +58,12 @@ def test_cli_writes_while_the_app_is_serving(server: str, page: Page, demo_setti
     assert [r.returncode for r in outcomes] == [0] * len(new_users), [r.stderr for r in outcomes]
     log_in(page, server, new_users[-1], "night-shift-password")
     expect(page.get_by_text(f"Welcome, Nurse {new_users[-1]}")).to_be_visible()
-    listed = run_cli(demo_settings, "users", "list", "--json")
+    listed = run_cli(browser_demo, "users", "list", "--json")
     assert listed.returncode == 0 and all(name in listed.stdout for name in new_users)
 
 
 def test_auditor_exports_the_audit_log_and_the_export_is_audited(server: str, page: Page,
-                                                                  demo_settings: Settings) -> None:
+                                                                  browser_demo: Settings) -> None:
     log_in(page, server, "kim", "kim-audit-demo-2026")
     page.get_by_role("link", name="Audit log").click()
     page.get_by_role("heading", name="Audit log").wait_for()
@@ -74,7 +74,7 @@ def test_auditor_exports_the_audit_log_and_the_export_is_audited(server: str, pa
     assert "login_succeeded" in csv
     # Only ModelBoard's audited button exports: the table's own CSV button is switched off (strict locator above).
     # The click's callback runs in the server's rerun, which may finish after the download itself.
-    store = open_store(demo_settings)
+    store = open_store(browser_demo)
     expect(page.get_by_role("button", name="Download as CSV")).to_be_enabled()
     for _ in range(100):
         if {"actor": "kim"} in store.query("SELECT actor FROM audit_events WHERE action = 'exported'"):
@@ -110,7 +110,7 @@ def test_data_scientist_submits_v2_and_clinician_sees_the_gap(server: str, page:
     choose(page, "Registered model", "sepsis-icu")
     choose(page, "Version", "v2")
     page.get_by_role("button", name="Submit for clinical review").click()
-    expect(page.get_by_text("is now in clinical review")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("sepsis-icu v2 is evaluated and is now in clinical review")).to_be_visible(timeout=120_000)
     page.get_by_role("button", name="Log out").click()
 
     log_in(page, server, "ng", "ng-icu-demo-2026")

@@ -12,10 +12,11 @@ import time
 
 from playwright.sync_api import Page, sync_playwright
 
-ROLES = {"clinician": ("ng", "ng-icu-demo-2026"), "data_scientist": ("lee", "lee-ds-demo-2026"),
+ROLES = {"clinician": ("ng", "ng-icu-demo-2026"), "clinical_lead": ("patel", "patel-lead-demo-2026"),
+         "data_scientist": ("lee", "lee-ds-demo-2026"),
          "auditor": ("kim", "kim-audit-demo-2026"), "admin": ("admin", "admin-demo-2026")}
-PAGES = {name: name for name in ("Home", "Model registry", "Model card", "Submit", "Performance", "Fairness",
-                                  "Explanations", "Compare", "Production log", "Audit log", "Users")}
+PAGES = {name: name for name in ("Home", "Model registry", "Model card", "Submit", "Use cases", "Performance",
+                                  "Fairness", "Explanations", "Compare", "Production log", "Audit log", "Users")}
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
 

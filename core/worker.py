@@ -11,8 +11,13 @@ from __future__ import annotations
 import json
 import re
 import sys
+from typing import TYPE_CHECKING
 
-from core.config import load_settings, quiet_mlflow
+from core.config import Settings, load_settings, quiet_mlflow
+
+if TYPE_CHECKING:
+    from core.adapters.registry import Registry
+    from core.adapters.store import Store
 
 
 def _progress(step: str, fraction: float) -> None:
@@ -30,12 +35,34 @@ def main(argv: list[str]) -> int:
 
     settings = load_settings()
     try:
-        evaluation.run(settings, open_store(settings), open_registry(settings), argv[0], _progress)
+        store, registry = open_store(settings), open_registry(settings)
+        _check_loadable(settings, store, registry, argv[0])
+        evaluation.run(settings, store, registry, argv[0], _progress)
     except ModelBoardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     _progress("Evaluation complete", 1.0)
     return 0
+
+
+def _check_loadable(settings: Settings, store: Store, registry: Registry, evaluation_id: str) -> None:
+    """Re-check, just before loading, every model this evaluation will load (the candidate and the version in
+    production): the MLmodel may have changed since submission, and this process is the one that unpickles."""
+    from core.domain.clock import utc_now
+    from core.domain.model_safety import check_loadable
+    from core.errors import ModelBoardError
+
+    row = store.query_one("SELECT model_name, model_version FROM evaluations WHERE id = ?", [evaluation_id])
+    if row is None:
+        return  # evaluation.run reports the unknown id
+    model, version = str(row["model_name"]), int(row["model_version"])
+    try:
+        for v in {version, registry.version_for_alias(model, "production") or version}:
+            check_loadable(registry.model_flavors(model, v), f"{model} v{v}", settings.extra_skops_types)
+    except ModelBoardError as exc:
+        store.execute("UPDATE evaluations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
+                      [str(exc)[:2000], utc_now(), evaluation_id])
+        raise
 
 
 if __name__ == "__main__":

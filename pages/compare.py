@@ -31,7 +31,8 @@ fig.update_layout(title="Difference with 95 % interval (right of the line: the c
                   xaxis_title="candidate minus production")
 st.plotly_chart(fig, width="stretch")
 for _, m in metrics.iterrows():
-    clear = "" if m["lo"] <= 0 <= m["hi"] else " (the interval excludes no change)"
+    unchanged = m["lo"] <= 0 <= m["hi"]
+    clear = " — the interval includes no change" if unchanged else " — a real change: the interval excludes zero"
     st.markdown(f"- **{NAMES[m['metric']]}**: {m['production']:.3f} → {m['candidate']:.3f} "
                 f"({m['difference']:+.3f}; 95 % interval {m['lo']:+.3f} to {m['hi']:+.3f}){clear}")
 

@@ -89,3 +89,34 @@ def test_a_run_trusting_dangerous_types_is_refused_before_registration(demo_sett
                        SubmissionRequest("sepsis-icu", 0, eval_data=path, run_id=run.info.run_id))
     assert len(client.search_model_versions("name='sepsis-icu'")) == versions
     assert store.query_one("SELECT count(*) AS n FROM evaluations") == evaluations
+
+
+def test_the_worker_refuses_a_version_whose_trust_list_changed_after_submission(demo_settings: Settings) -> None:
+    """Registered behind ModelBoard's back (plain MLflow), queued as if submitted: the worker still refuses."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from core.domain.clock import utc_now
+    from tests.conftest import REPO
+
+    model, X, _ = fit_on_validation_cohort(demo_settings, 1.0)
+    client = MlflowClient(demo_settings.tracking_uri)
+    with tracking(demo_settings.tracking_uri), mlflow.start_run(
+            experiment_id=client.get_experiment_by_name("sepsis-icu").experiment_id) as run:
+        mlflow.sklearn.log_model(model, name="model", serialization_format="skops", skops_trusted_types=DANGEROUS,
+                                 pyfunc_predict_fn="predict_proba",
+                                 signature=infer_signature(X, model.predict_proba(X)))
+    version = open_registry(demo_settings).register_run("sepsis-icu", run.info.run_id)  # the adapter does not check
+    evaluation_id, store = uuid.uuid4().hex, open_store(demo_settings)
+    store.execute("INSERT INTO evaluations (id, model_name, model_version, use_case, use_case_version, status, "
+                  "request, data_digest, submitted_by, submitted_at) VALUES (?, 'sepsis-icu', ?, 'sepsis-icu-adult', "
+                  "1, 'queued', ?, 'x', 'pytest', ?)", [evaluation_id, version, json.dumps({}), utc_now()])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    worker = subprocess.run([sys.executable, "-m", "core.worker", evaluation_id], cwd=REPO, capture_output=True,
+                            text=True, timeout=300, env=env | {"MODELBOARD_HOME": str(demo_settings.home)})
+    assert worker.returncode == 1 and "does not allow: builtins.exec, posix.system" in worker.stderr
+    row = store.query_one("SELECT status, error FROM evaluations WHERE id = ?", [evaluation_id])
+    assert row is not None and row["status"] == "failed" and "builtins.exec" in row["error"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 METRIC_NAMES: dict[str, str] = {
     "val_auroc": "AUROC",
     "val_auprc": "AUPRC",
@@ -32,3 +34,41 @@ def explain(metric: str, value: float, outcome: str = "the outcome") -> str:
 def verdict(passed: bool) -> str:
     """Pass/fail in words and an icon, never by colour alone."""
     return ":material/check_circle: **Pass**" if passed else ":material/cancel: **Fail**"
+
+
+CALIBRATION_WORDS: dict[str, tuple[str, str]] = {
+    "expected_calibration_error": (
+        "Expected calibration error",
+        "On average the predicted risk is {pp} percentage points away from the share of patients who developed "
+        "{o} (risk bands 10 points wide, weighted by patients); 0 is perfect."),
+    "slope": (
+        "Calibration slope",
+        "Ideal 1. Below 1: predicted risks are too extreme (high risks too high, low risks too low); above 1: "
+        "too timid, bunched towards the middle."),
+    "intercept": (
+        "Calibration intercept",
+        "Ideal 0. Where the model predicts 50 %, below 0 means fewer than half developed {o} (it over-predicts "
+        "there), above 0 more than half."),
+}
+
+
+def _interval(detail: dict[str, Any] | None) -> str:
+    if not detail:
+        return "no interval stored: evaluated before calibration intervals existed"
+    if detail.get("lo") is None:
+        return "interval undefined"
+    return f"95 % CI {detail['lo']:.3f} to {detail['hi']:.3f}; {detail['method']}"
+
+
+def calibration_lines(calibration: dict[str, Any], outcome: str = "the outcome") -> list[str]:
+    """One markdown line per stored calibration measure: value, interval and method, then what it means."""
+    intervals = {"expected_calibration_error": "ece_interval", "slope": "slope_interval",
+                 "intercept": "intercept_interval"}
+    lines = []
+    for key, (name, meaning) in CALIBRATION_WORDS.items():
+        value = calibration.get(key)
+        shown = "undefined" if value is None else f"{value:.3f}"
+        pp = "?" if value is None else f"{value * 100:.1f}"
+        lines.append(f"**{name}** {shown} ({_interval(calibration.get(intervals[key]))})  \n"
+                     f"{meaning.format(o=outcome, pp=pp)}")
+    return lines

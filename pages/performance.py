@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import state
 from app.widgets import choose_evaluation
+from app.wording import calibration_lines
 
 WORDS = {
     "auroc": ("AUROC", "Chance that a patient who developed {o} scores higher than one who did not."),
@@ -48,8 +49,8 @@ fig.add_scatter(x=curve["mean_predicted"], y=curve["observed_rate"], mode="lines
 fig.update_layout(title="Calibration: when the model says x %, how many develop it?",
                   xaxis_title="predicted risk", yaxis_title="observed share")
 st.plotly_chart(fig, width="stretch")
-st.caption(f"Calibration slope {cal['slope']:.2f} (ideal 1), intercept {cal['intercept']:.2f} (ideal 0), "
-           f"expected calibration error {cal['expected_calibration_error']:.3f}.")
+for line in calibration_lines(cal, outcome):
+    st.markdown(line)
 
 dca = pd.DataFrame(result["decision_curve"])
 dca = dca[dca["threshold"] <= 0.5]

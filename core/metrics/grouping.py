@@ -40,8 +40,7 @@ def encode_all(sensitive: pd.DataFrame, sets: list[tuple[str, ...]]) -> list[Gro
     """Group codes for every attribute set (single columns and pairs), labels sorted."""
     single: dict[str, tuple[np.ndarray, list[str]]] = {}
     for column in {c for s in sets for c in s}:
-        codes, uniques = pd.factorize(sensitive[column].astype(str), sort=True)
-        single[column] = (np.asarray(codes, dtype=np.int64), [str(u) for u in uniques])
+        single[column] = _factorize(sensitive[column])
     out = []
     for columns in sets:
         if len(columns) == 1:
@@ -50,6 +49,21 @@ def encode_all(sensitive: pd.DataFrame, sets: list[tuple[str, ...]]) -> list[Gro
             codes, labels = _pair(single[columns[0]], single[columns[1]])
         out.append(GroupCodes(INTERSECTION.join(columns), codes.astype(_compact_dtype(len(labels))), tuple(labels)))
     return out
+
+
+def _factorize(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes and sorted labels exactly as `pd.factorize(column.astype(str), sort=True)` gives them, without
+    turning every row into a string first: only distinct values (and missing ones, as str() names them) are."""
+    codes, uniques = pd.factorize(column)
+    codes = np.asarray(codes, dtype=np.int64)
+    labels = [str(u) for u in uniques]
+    missing = codes < 0
+    if missing.any():
+        missing_codes, missing_labels = pd.factorize(column[missing].astype(str))
+        codes[missing] = len(labels) + missing_codes
+        labels += [str(u) for u in missing_labels]
+    ordered, remap = np.unique(np.array(labels, dtype=object), return_inverse=True)
+    return np.asarray(remap, dtype=np.int64)[codes], [str(label) for label in ordered]
 
 
 def _pair(a: tuple[np.ndarray, list[str]], b: tuple[np.ndarray, list[str]]) -> tuple[np.ndarray, list[str]]:

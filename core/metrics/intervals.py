@@ -6,10 +6,22 @@ bootstrap intervals live beside them for metrics without a closed form.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.stats import norm
 
 Z95 = float(norm.ppf(0.975))
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A point estimate with its 95 % interval and how the interval was computed."""
+
+    value: float
+    lo: float
+    hi: float
+    method: str
 
 
 def wilson(successes: np.ndarray, trials: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
@@ -29,3 +41,13 @@ def auroc_interval(auroc: np.ndarray, variance: np.ndarray, z: float = Z95) -> t
     """DeLong normal interval, clipped to [0, 1]."""
     half = z * np.sqrt(np.asarray(variance, dtype=float))
     return np.clip(auroc - half, 0.0, 1.0), np.clip(auroc + half, 0.0, 1.0)
+
+
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """2.5th and 97.5th percentiles of bootstrap draws, ignoring draws that could not define the metric."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

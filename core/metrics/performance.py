@@ -1,4 +1,4 @@
-"""Overall performance at the use-case threshold, calibration and decision curves.
+"""Overall performance at the use-case threshold and decision curves (calibration: calibration.py).
 
 Intervals: Wilson score for proportions, DeLong for AUROC, and a seeded
 percentile bootstrap for AUPRC, F1 and the Brier score (no closed form).
@@ -13,17 +13,12 @@ import numpy as np
 import pandas as pd
 
 from core.metrics.binary import auroc_by_group, confusion_by_group
-from core.metrics.intervals import auroc_interval, wilson
+from core.metrics.calibration import Calibration as Calibration  # re-exported: callers import it from here
+from core.metrics.calibration import calibration as calibration
+from core.metrics.intervals import MetricValue as MetricValue  # re-exported for callers of this module
+from core.metrics.intervals import auroc_interval, percentile_interval, wilson
 
 BOOTSTRAP_SEED = 20261124
-
-
-@dataclass(frozen=True)
-class MetricValue:
-    value: float
-    lo: float
-    hi: float
-    method: str
 
 
 @dataclass(frozen=True)
@@ -81,15 +76,7 @@ def _bootstrap(y: np.ndarray, score: np.ndarray, threshold: float, n_bootstrap: 
         draws["auprc"].append(average_precision(yb, sb))
         draws["f1"].append(_f1(tp, fp, fn))
         draws["brier"].append(float(np.mean((sb - yb) ** 2)))
-    return {k: _percentiles(np.asarray(v)) for k, v in draws.items()}
-
-
-def _percentiles(values: np.ndarray) -> tuple[float, float]:
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
+    return {k: percentile_interval(np.asarray(v)) for k, v in draws.items()}
 
 
 def overall_performance(y_true: np.ndarray, y_score: np.ndarray, *, threshold: float, n_bootstrap: int = 200,
@@ -120,52 +107,6 @@ def overall_performance(y_true: np.ndarray, y_score: np.ndarray, *, threshold: f
         brier=MetricValue(float(np.mean((score - y) ** 2)) if len(y) else float("nan"), *boot["brier"],
                           boot_method),
     )
-
-
-@dataclass(frozen=True)
-class Calibration:
-    expected_calibration_error: float
-    slope: float
-    intercept: float
-    curve: pd.DataFrame  # mean_predicted, observed_rate, count per non-empty bin
-
-
-def _logistic_recalibration(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
-    """Fit outcome ~ a + b·logit(score) by Newton–Raphson (maximum likelihood)."""
-    p = np.clip(score, 1e-6, 1 - 1e-6)
-    x = np.log(p / (1 - p))
-    design = np.column_stack([np.ones_like(x), x])
-    beta = np.array([0.0, 1.0])
-    for _ in range(50):
-        mu = 1 / (1 + np.exp(-(design @ beta)))
-        gradient = design.T @ (y - mu)
-        hessian = design.T @ (design * (mu * (1 - mu))[:, None])
-        step = np.linalg.solve(hessian, gradient)
-        beta = beta + step
-        if np.max(np.abs(step)) < 1e-12:
-            break
-    return float(beta[1]), float(beta[0])
-
-
-def calibration(y_true: np.ndarray, y_score: np.ndarray, *, bins: int = 10) -> Calibration:
-    """When the model says 20 %, do about 20 % develop the outcome? ECE, slope, intercept, curve."""
-    y = np.asarray(y_true).astype(float)
-    score = np.asarray(y_score, dtype=float)
-    # Same bins as scikit-learn's calibration_curve(strategy="uniform"): a score on an edge
-    # belongs to the lower bin, and 1.0 to the last one.
-    edges = np.linspace(0.0, 1.0 + 1e-8, bins + 1)
-    which = np.searchsorted(edges[1:-1], score)
-    count = np.bincount(which, minlength=bins)
-    predicted = np.bincount(which, weights=score, minlength=bins)
-    observed = np.bincount(which, weights=y, minlength=bins)
-    kept = count > 0
-    curve = pd.DataFrame({"mean_predicted": predicted[kept] / count[kept],
-                          "observed_rate": observed[kept] / count[kept], "count": count[kept]})
-    ece = float(np.sum(np.abs(curve["mean_predicted"] - curve["observed_rate"]) * curve["count"]) / len(y))
-    if len(np.unique(y)) < 2:
-        return Calibration(ece, float("nan"), float("nan"), curve)
-    slope, intercept = _logistic_recalibration(y, score)
-    return Calibration(ece, slope, intercept, curve)
 
 
 def decision_curve(y_true: np.ndarray, y_score: np.ndarray, thresholds: np.ndarray | None = None) -> pd.DataFrame:

@@ -26,14 +26,20 @@ from core.domain.clock import utc_now
 from core.domain.criteria import assess
 from core.domain.models import STATUS_TAG
 from core.errors import ModelBoardError
+from core.metrics.calibration import ECE_GROUP_METHOD, FIT_METHOD, OBSERVED_EXPECTED_METHOD, calibration
 from core.metrics.comparison import decision_flips, gap_changes, metric_deltas, subgroup_deltas
 from core.metrics.explanations import explain, explained_rows, importance, importance_by_group
-from core.metrics.performance import calibration, decision_curve, latency_summary, overall_performance
+from core.metrics.performance import decision_curve, latency_summary, overall_performance
 from core.metrics.subgroups import subgroup_metrics
 from core.services.usecases import get_use_case
 
 Progress = Callable[[str, float], None]
 SAMPLE_ROWS = 200
+SUMMARY_KEYS = ("n", "sensitivity", "specificity", "ppv", "auroc",  # the original --json keys, kept first
+                "prevalence", "mean_predicted", "observed_expected", "ece", "calibration_slope",
+                "calibration_intercept")
+SUBGROUP_CALIBRATION_METHODS = {"observed_expected": OBSERVED_EXPECTED_METHOD, "ece": ECE_GROUP_METHOD,
+                                "calibration_slope": FIT_METHOD, "calibration_intercept": FIT_METHOD}
 
 
 def jsonable(value: Any) -> Any:
@@ -142,7 +148,7 @@ def compute(frame: pd.DataFrame, model: Any, request: dict[str, Any], criteria_o
     progress("Computing subgroup fairness", 0.75)
     sensitive = frame[request["sensitive"]].astype(str)
     report = subgroup_metrics(y, score, sensitive_features=sensitive, threshold=threshold,
-                              min_n=int(request["min_n"]))
+                              min_n=int(request["min_n"]), calibration_fit=True)
     table = jsonable(report.by_group)
     overall_values = {k: v["value"] for k, v in jsonable(overall).items() if isinstance(v, dict) and "value" in v}
     result = {
@@ -150,6 +156,7 @@ def compute(frame: pd.DataFrame, model: Any, request: dict[str, Any], criteria_o
         "data_source": request["source"], "outcome": request.get("outcome", "the outcome"),
         "overall": overall_values, "overall_detail": jsonable(overall),
         "calibration": jsonable(calibration(y, score)), "decision_curve": jsonable(decision_curve(y, score)),
+        "subgroup_calibration_methods": SUBGROUP_CALIBRATION_METHODS,
         "latency": jsonable(latency), "robustness": jsonable(robustness),
         "subgroups": _subgroup_summary(table), "subgroup_table": table, "gaps": jsonable(report.gaps),
         "criteria": [c.to_dict() for c in criteria_of(overall_values, table)],
@@ -165,7 +172,7 @@ def _subgroup_summary(table: list[dict[str, Any]]) -> dict[str, dict[str, dict[s
     for row in table:
         if row["attribute_set"] != "overall":
             summary.setdefault(row["attribute_set"], {})[row["group"]] = {
-                k: row[k] for k in ("n", "sensitivity", "specificity", "ppv", "auroc")}
+                k: row[k] for k in SUMMARY_KEYS if k in row}
     return summary
 
 

@@ -1,5 +1,6 @@
 """Read models for clinical review pages: stored evaluations, never recomputed on load
-(the threshold explorer recomputes from stored per-patient scores, which takes milliseconds)."""
+(the threshold explorer recomputes from stored per-patient scores, which takes milliseconds),
+and the clinical sentences the pages show beside the numbers."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
 from core.errors import NotFound
+from core.metrics.grouping import INTERSECTION
 from core.metrics.subgroups import subgroup_metrics
+from core.metrics.thresholds import sweep_thresholds
 from core.services.submission import StoredEvaluation, load_evaluation
 
 
@@ -53,20 +57,31 @@ def evaluation_of(store: Store, viewer: User, evaluation_id: str) -> StoredEvalu
     return load_evaluation(store, viewer, evaluation_id)
 
 
-def explore_threshold(store: Store, viewer: User, evaluation_id: str, threshold: float,
-                      min_n: int) -> pd.DataFrame:
-    """Subgroup confusion matrices and workload at another threshold, from stored scores."""
-    require(viewer, Permission.VIEW_REGISTRY)
+def _stored_cohort(store: Store, evaluation_id: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame] | None:
     rows = store.query_df("SELECT label, score, attributes FROM evaluation_rows WHERE evaluation_id = ? "
                           "ORDER BY row_index", [evaluation_id])
     if rows.empty:
-        return pd.DataFrame()
+        return None
     attributes = pd.DataFrame([json.loads(a) for a in rows["attributes"]])
-    report = subgroup_metrics(rows["label"].to_numpy(), rows["score"].to_numpy(), sensitive_features=attributes,
-                              threshold=threshold, min_n=min_n, pairwise=False)
-    frame = report.by_group
+    return rows["label"].to_numpy(), rows["score"].to_numpy(dtype=float), attributes
+
+
+def explore_threshold(store: Store, viewer: User, evaluation_id: str, threshold: float,
+                      min_n: int) -> pd.DataFrame:
+    """Subgroup confusion matrices and workload at another threshold, from stored scores,
+    for every attribute and every pairwise intersection."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    cohort = _stored_cohort(store, evaluation_id)
+    if cohort is None:
+        return pd.DataFrame()
+    y, score, attributes = cohort
+    frame = subgroup_metrics(y, score, sensitive_features=attributes, threshold=threshold, min_n=min_n).by_group
     frame["alerts_per_100"] = frame["selection_rate"] * 100
     return frame
+
+
+def _per100(value: float) -> str:
+    return f"{value * 100:.0f}"
 
 
 def natural_frequency(row: dict[str, Any] | pd.Series, outcome: str) -> str:
@@ -76,7 +91,111 @@ def natural_frequency(row: dict[str, Any] | pd.Series, outcome: str) -> str:
         return f"{row['group']}: no patient developed {outcome}, so sensitivity is undefined."
     if not row["enough_patients"]:
         return f"{row['group']}: too few patients to judge ({int(row['n'])})."
-    return f"Of 100 {row['group']} patients who developed {outcome}, the model flagged {value * 100:.0f}."
+    return f"Of 100 {row['group']} patients who developed {outcome}, the model flagged {_per100(value)}."
+
+
+def _among(row: pd.Series, outcome: str) -> str:
+    if not row["enough_patients"]:
+        return f"among {row['group']} patients, too few patients to judge (n = {int(row['n'])})"
+    if pd.isna(row["sensitivity"]):
+        return f"among {row['group']} patients, none developed {outcome}, so it cannot be said"
+    return f"among {row['group']} patients, {_per100(row['sensitivity'])}"
+
+
+def threshold_sentence(groups: pd.DataFrame, threshold: float, outcome: str) -> str:
+    """'At 0.10: of 100 patients who developed sepsis, the model flags 87; among female patients, 79; …'
+
+    `groups`: the all-patients row first, then the groups of one attribute set.
+    """
+    overall, rest = groups.iloc[0], groups.iloc[1:]
+    if pd.isna(overall["sensitivity"]):
+        head = f"At {threshold:.2f}: no patient developed {outcome}, so sensitivity cannot be said"
+    else:
+        head = f"At {threshold:.2f}: of 100 patients who developed {outcome}, the model flags " \
+               f"{_per100(overall['sensitivity'])}"
+    parts = [head, *(_among(row, outcome) for _, row in rest.iterrows())]
+    return "; ".join(parts) + f". That is about {overall['alerts_per_100']:.0f} alerts per 100 encounters."
+
+
+@dataclass(frozen=True)
+class ThresholdView:
+    """The threshold explorer for one attribute set: cells per group, the sentence, and curves."""
+
+    threshold: float
+    groups: pd.DataFrame  # all patients first; tp, fp, fn, tn, sensitivity, ppv, alerts_per_100, judgement
+    sentence: str
+    curves: pd.DataFrame  # group, threshold, sensitivity, alerts_per_100; all patients and judged groups
+    left_out: tuple[str, ...]  # groups too small to draw
+
+
+def threshold_view(store: Store, viewer: User, evaluation_id: str, *, threshold: float, min_n: int,
+                   attribute_set: str, outcome: str) -> ThresholdView | None:
+    """Everything the explorer shows at `threshold`, from the stored per-patient scores (None if none stored)."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    cohort = _stored_cohort(store, evaluation_id)
+    if cohort is None:
+        return None
+    y, score, attributes = cohort
+    columns = tuple(attribute_set.split(INTERSECTION))
+    rows = subgroup_metrics(y, score, sensitive_features=attributes[list(columns)], threshold=threshold,
+                            min_n=min_n, pairwise=len(columns) > 1).by_group
+    groups = rows[rows["attribute_set"].isin(["overall", attribute_set])].reset_index(drop=True)
+    groups["alerts_per_100"] = groups["selection_rate"] * 100
+    groups["judgement"] = groups["enough_patients"].map({True: "judged", False: "too few patients to judge"})
+    curves = sweep_thresholds(y, score, sensitive_features=attributes, attribute_set=columns)
+    small = tuple(groups.loc[~groups["enough_patients"], "group"])
+    return ThresholdView(threshold, groups, threshold_sentence(groups, threshold, outcome),
+                         curves[~curves["group"].isin(small)].reset_index(drop=True), small)
+
+
+METRIC_WORDS = {"sensitivity": "sensitivity", "specificity": "specificity", "ppv": "PPV", "npv": "NPV",
+                "selection_rate": "share of patients flagged", "auroc": "AUROC"}
+
+
+def _number(value: Any) -> str:
+    return "undefined" if value is None or pd.isna(value) else f"{float(value):.2f}"
+
+
+def gap_sentences(evaluation: StoredEvaluation, attribute_set: str) -> list[str]:
+    """The to-overall gaps in words, one per metric: 'The largest gap to all patients in sensitivity:
+    among Black patients it is 0.140 lower (0.620 vs 0.760 for all patients); …'. Empty for older evaluations."""
+    gaps = pd.DataFrame(evaluation.result.get("gaps", []))
+    if gaps.empty or "difference_to_overall" not in gaps:
+        return []
+    out = []
+    for _, gap in gaps[gaps["attribute_set"] == attribute_set].iterrows():
+        if gap["metric"] not in METRIC_WORDS or pd.isna(gap["furthest_minus_overall"]):
+            continue
+        delta, overall = float(gap["furthest_minus_overall"]), float(gap["overall"])
+        direction = "the same" if delta == 0 else "lower" if delta < 0 else "higher"
+        out.append(f"The largest gap to all patients in {METRIC_WORDS[gap['metric']]}: among "
+                   f"{gap['furthest_group']} patients it is {abs(delta):.3f} {direction} ({overall + delta:.3f} vs "
+                   f"{overall:.3f} for all patients); smallest ratio of a group to all patients "
+                   f"{_number(gap['ratio_to_overall'])} (1 means equal).")
+    return out
+
+
+def calibration_by_group(evaluation: StoredEvaluation, attribute_set: str) -> pd.DataFrame:
+    """Observed vs predicted risk per group of one attribute set, all patients first (empty for
+    evaluations stored before per-group calibration existed)."""
+    table = subgroup_frame(evaluation)
+    if "mean_predicted" not in table:
+        return pd.DataFrame()
+    rows = table[table["attribute_set"].isin(["overall", attribute_set])].reset_index(drop=True)
+    return rows.rename(columns={"prevalence": "observed_rate", "prevalence_lo": "observed_rate_lo",
+                                "prevalence_hi": "observed_rate_hi"})
+
+
+def calibration_sentence(row: pd.Series, outcome: str) -> str:
+    """'Among Black patients the model predicted 20 % on average; 12 % developed sepsis: 61 for every 100 expected.'"""
+    who = "all patients" if row["group"] == "all patients" else f"{row['group']} patients"
+    if not row["enough_patients"]:
+        return f"Among {who}: too few patients to judge (n = {int(row['n'])})."
+    if pd.isna(row["observed_expected"]):
+        return f"Among {who}: the model predicted no risk at all, so observed against expected cannot be said."
+    return (f"Among {who} the model predicted {row['mean_predicted']:.0%} on average and "
+            f"{row['observed_rate']:.0%} developed {outcome}: {_per100(row['observed_expected'])} for every 100 "
+            f"it expected (95 % CI {_per100(row['observed_expected_lo'])}–{_per100(row['observed_expected_hi'])}).")
 
 
 @dataclass(frozen=True)

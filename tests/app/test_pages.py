@@ -165,6 +165,12 @@ def test_fairness_page_shows_the_gap_the_oximeter_bias_causes(demo_env: Settings
     outcome = "sepsis within 48 hours of ICU admission"
     assert f"Of 100 Black patients who developed {outcome}, the model flagged {black * 100:.0f}." in text
     assert "**Fail**" in text and "sensitivity gap between groups" in text
+    gap = next(g for g in evaluated_v2.result["gaps"]  # type: ignore[attr-defined]
+               if g["attribute_set"] == "race_ethnicity" and g["metric"] == "sensitivity")
+    assert (f"in sensitivity: among {gap['furthest_group']} patients it is "
+            f"{abs(gap['furthest_minus_overall']):.3f}") in text
+    assert "for every 100 it expected (95 % CI" in text
+    assert len(at.get("plotly_chart")) == 3
     at.slider[0].set_value(0.03).run()
     assert not at.exception and "At 0.03: of 100 patients who developed sepsis" in page_texts(at)
 
@@ -244,4 +250,6 @@ def test_performance_page_plots_calibration_and_decision_curve(demo_env: Setting
     expected = evaluated_v2.result["overall"]["sensitivity"]  # type: ignore[attr-defined]
     assert sensitivity["Value"] == expected and sensitivity["Method"] == "Wilson score"
     assert f"the model flagged {expected * 100:.0f}" in sensitivity["In plain words"]
-    assert "Calibration slope" in page_texts(at) and len(at.get("plotly_chart")) == 2
+    text = page_texts(at)
+    assert "Calibration slope" in text and "Wald, from the inverse Hessian" in text
+    assert "percentile bootstrap, 200 resamples, seed 20261124" in text and len(at.get("plotly_chart")) == 2

@@ -165,3 +165,67 @@ def test_fairlearn_summaries_follow_from_the_grid() -> None:
     assert dp == pytest.approx(demographic_parity_difference(y, flagged, sensitive_features=sensitive["payer"]),
                                abs=TOL)
     assert eo == pytest.approx(equalized_odds_difference(y, flagged, sensitive_features=sensitive["payer"]), abs=TOL)
+
+
+TO_OVERALL = ("sensitivity", "specificity", "selection_rate", "ppv", "auroc")
+
+
+def fairlearn_frames(y: np.ndarray, score: np.ndarray, sensitive: pd.DataFrame, columns: list[str],
+                     threshold: float) -> MetricFrame:
+    flagged = (score >= threshold).astype(int)
+    metrics = {"n": count, "sensitivity": lambda t, p: recall_score(t, p, zero_division=np.nan),
+               "specificity": true_negative_rate, "selection_rate": selection_rate,
+               "ppv": lambda t, p: precision_score(t, p, zero_division=np.nan)}
+    mf = MetricFrame(metrics=metrics, y_true=y, y_pred=flagged, sensitive_features=sensitive[columns])
+    auc = MetricFrame(metrics={"auroc": _auroc_or_nan}, y_true=y, y_pred=score, sensitive_features=sensitive[columns])
+    return mf, auc
+
+
+@pytest.mark.parametrize("columns", [["race"], ["payer"], ["sex", "race"]])
+def test_gaps_to_overall_match_fairlearn_when_every_group_counts(columns: list[str]) -> None:
+    y, score, sensitive = random_cohort(6_000, 9)
+    report = subgroup_metrics(y, score, sensitive_features=sensitive, threshold=0.35, min_n=0)
+    gaps = report.gaps.set_index(["attribute_set", "metric"])
+    mf, auc = fairlearn_frames(y, score, sensitive, columns, 0.35)
+    for metric in TO_OVERALL:
+        frame = auc if metric == "auroc" else mf
+        row = gaps.loc[(" × ".join(columns), metric)]
+        assert row["difference_to_overall"] == pytest.approx(frame.difference(method="to_overall")[metric], abs=TOL)
+        assert row["ratio_to_overall"] == pytest.approx(frame.ratio(method="to_overall")[metric], abs=TOL)
+        assert row["overall"] == pytest.approx(frame.overall[metric], abs=TOL)
+        assert row["difference"] == pytest.approx(frame.difference(method="between_groups")[metric], abs=TOL)
+        assert abs(row["furthest_minus_overall"]) == row["difference_to_overall"]
+
+
+def test_gaps_to_overall_leave_out_groups_below_min_n() -> None:
+    y, score, sensitive = random_cohort(6_000, 10)
+    report = subgroup_metrics(y, score, sensitive_features=sensitive, threshold=0.35, min_n=400)
+    gaps = report.gaps.set_index(["attribute_set", "metric"])
+    mf, _ = fairlearn_frames(y, score, sensitive, ["sex", "race"], 0.35)
+    by_group = mf.by_group
+    by_group.index = [" / ".join(map(str, key)) for key in by_group.index]
+    kept = by_group[by_group["n"] >= 400]
+    assert 0 < len(kept) < len(by_group)  # the small groups (race "Other") really are left out
+    for metric in ("specificity", "selection_rate", "ppv"):
+        row = gaps.loc[("sex × race", metric)]
+        deviation = (kept[metric] - mf.overall[metric]).abs()
+        folded = (kept[metric] / mf.overall[metric]).map(lambda r: 1 / r if r > 1 else r)
+        assert row["difference_to_overall"] == pytest.approx(deviation.max(), abs=TOL)
+        assert row["ratio_to_overall"] == pytest.approx(folded.min(), abs=TOL)
+        assert row["furthest_group"] == deviation.idxmax()
+        assert row["furthest_group"] in set(kept.index)
+        assert row["difference_to_overall"] < mf.difference(method="to_overall")[metric]  # small groups vary most
+
+
+@pytest.mark.parametrize("values", [
+    ["b", "a", None, "c"], [1.0, 2.0, np.nan], ["x", 1, 1.5, None, "1"], [np.nan, None, "a"],
+])
+def test_group_codes_match_factorizing_the_strings(values: list[object]) -> None:
+    """Grouping factorizes only distinct values; the groups must be those of str() on every row."""
+    from core.metrics.grouping import encode
+
+    column = pd.Series(np.random.default_rng(3).choice(np.array(values, dtype=object), 500))
+    expected_codes, expected_labels = pd.factorize(column.astype(str), sort=True)
+    grouped = encode(pd.DataFrame({"attribute": column}), ("attribute",))
+    assert grouped.labels == tuple(expected_labels)
+    assert np.array_equal(grouped.codes, expected_codes)

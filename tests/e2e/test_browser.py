@@ -114,12 +114,27 @@ def test_data_scientist_submits_v2_and_clinician_sees_the_gap(server: str, page:
     page.get_by_role("button", name="Log out").click()
 
     log_in(page, server, "ng", "ng-icu-demo-2026")
+    expect(page.get_by_text("sepsis-icu v2 waits for your review.")).to_be_visible()
+    page.get_by_role("link", name="Model card").click()
+    page.get_by_role("heading", name="Model card").wait_for()
+    choose(page, "Registered model", "sepsis-icu")
+    choose(page, "Version", "v2")
+    page.get_by_role("heading", name="Model facts").wait_for()
+    expect(page.get_by_text("Required fields still empty:", exact=False)).to_be_visible()
+    expect(page.get_by_text("Evaluated by ModelBoard on", exact=False).first).to_be_visible()
+    page.screenshot(path=str(OUTPUT / "model-card-clinician.png"))
+
     page.get_by_role("link", name="Fairness").click()
     page.get_by_role("heading", name="Fairness").wait_for()
     choose(page, "Model version", "sepsis-icu v2")
     choose(page, "Compare groups by", "race_ethnicity")
-    sentence = "Of 100 Black patients who developed sepsis within 48 hours of ICU admission, the model flagged"
-    expect(page.get_by_text(sentence)).to_be_visible()
+    flagged = {}
+    for group in ("Black", "White"):
+        sentence = page.get_by_text(f"Of 100 {group} patients who developed sepsis within 48 hours of ICU admission, "
+                                    "the model flagged")
+        expect(sentence).to_be_visible()
+        flagged[group] = int(sentence.inner_text().rstrip(".").split()[-1])
+    assert flagged["Black"] < flagged["White"], flagged  # the oximeter's bias, seen by the clinician
     expect(page.get_by_text("sensitivity gap between groups", exact=False).first).to_be_visible()
     page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=str(OUTPUT / "fairness-clinician.png"))

@@ -11,7 +11,7 @@ from core.config import Settings, load_settings
 from core.domain.access import User
 from core.domain.model_card import ModelCard
 from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
-from core.services import catalog, model_card
+from core.services import catalog, model_card, review
 from core.services.installation import InstallationFacts, installation_facts, open_registry, open_store
 
 READ_TTL_S = 30
@@ -104,6 +104,19 @@ def card_changes(viewer: User, model: str, version: int) -> tuple[int | None, li
     production = registry().version_for_alias(model, "production")
     revision = "/".join(model_card.card_revision(store(), viewer, model, v) for v in {version, production or version})
     return _card_changes(viewer, settings().tracking_uri, model, version, f"{production}:{revision}")
+
+
+# An evaluation's stored per-patient scores never change, so the explorer's view of them can be kept.
+@st.cache_data(ttl=CARD_TTL_S, max_entries=200, show_spinner="Recounting at the new threshold…")
+def _threshold_view(viewer: User, home: str, evaluation_id: str, threshold: float, min_n: int, attribute_set: str,
+                    outcome: str) -> review.ThresholdView | None:
+    return review.threshold_view(store(), viewer, evaluation_id, threshold=threshold, min_n=min_n,
+                                 attribute_set=attribute_set, outcome=outcome)
+
+
+def threshold_view(viewer: User, evaluation_id: str, *, threshold: float, min_n: int, attribute_set: str,
+                   outcome: str) -> review.ThresholdView | None:
+    return _threshold_view(viewer, str(settings().home), evaluation_id, threshold, min_n, attribute_set, outcome)
 
 
 def clear_reads() -> None:

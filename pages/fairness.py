@@ -11,7 +11,6 @@ from app.wording import verdict
 from core.services import review
 
 user = state.viewer().user
-store = cache.store()
 st.title("Fairness")
 st.caption("Computed by ModelBoard from the submitted model and evaluation data. Intervals: Wilson (proportions), "
            "DeLong (AUROC), 95 %.")
@@ -94,8 +93,8 @@ else:
 st.subheader("Threshold explorer")
 threshold = st.slider("Threshold", 0.01, 0.99, float(result["threshold"]), 0.01,
                       help="Patients whose predicted risk is at or above the threshold are flagged.")
-view = review.threshold_view(store, user, choice.evaluation_id, threshold=threshold, min_n=min_n,
-                             attribute_set=chosen, outcome=outcome)
+view = cache.threshold_view(user, choice.evaluation_id, threshold=threshold, min_n=min_n, attribute_set=chosen,
+                            outcome=outcome)
 if view is not None:
     st.markdown(view.sentence)
     st.dataframe(view.groups[["group", "n", "tp", "fp", "fn", "tn", "sensitivity", "ppv", "alerts_per_100",

@@ -41,8 +41,14 @@ def registry() -> Registry:
     return _registry(s.tracking_uri, s.registry_uri)
 
 
-def facts() -> InstallationFacts:
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def _facts(home: str) -> InstallationFacts:
     return installation_facts(store())
+
+
+def facts() -> InstallationFacts:
+    """Read on every rerun (the DEMO banner), so kept for READ_TTL_S rather than read from DuckDB each time."""
+    return _facts(str(settings().home))
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the model registry…")
@@ -84,15 +90,17 @@ def attention(viewer: User) -> list[catalog.AttentionItem]:
 
 # A card is assembled from MLflow (slow) and DuckDB (fast): it is reused while the DuckDB parts it depends on
 # (core's card_revision) are unchanged; the TTL bounds how long an MLflow-side change (an alias) can go unseen.
+# The card does not depend on who reads it, so it is shared between viewers (`_viewer` is left out of the
+# cache key); card_revision, called with the real viewer first, is where each read's permission is checked.
 @st.cache_data(ttl=CARD_TTL_S, show_spinner="Assembling the model card…")
-def _card(viewer: User, tracking_uri: str, model: str, version: int, revision: str) -> ModelCard:
-    return model_card.build_card(store(), registry(), viewer, model, version)
+def _card(_viewer: User, tracking_uri: str, model: str, version: int, revision: str) -> ModelCard:
+    return model_card.build_card(store(), registry(), _viewer, model, version)
 
 
 @st.cache_data(ttl=CARD_TTL_S, show_spinner="Comparing with the card of the version in production…")
-def _card_changes(viewer: User, tracking_uri: str, model: str, version: int,
+def _card_changes(_viewer: User, tracking_uri: str, model: str, version: int,
                   revision: str) -> tuple[int | None, list[dict[str, str]]]:
-    return model_card.changes_since_production(store(), registry(), viewer, model, version)
+    return model_card.changes_since_production(store(), registry(), _viewer, model, version)
 
 
 def card(viewer: User, model: str, version: int) -> ModelCard:

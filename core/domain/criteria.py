@@ -15,15 +15,18 @@ class CriterionResult:
     passed: bool
     observed: str
     required: str
+    value: float | None = None  # the number behind `observed` (None when undefined), for machine readers
 
     def to_dict(self) -> dict[str, Any]:
         return {"criterion": self.criterion, "passed": self.passed, "observed": self.observed,
-                "required": self.required}
+                "required": self.required, "value": self.value}
 
 
 def _minimum(name: str, value: float, limit: float) -> CriterionResult:
     ok = not math.isnan(value) and value >= limit
-    return CriterionResult(name, ok, "undefined" if math.isnan(value) else f"{value:.3f}", f"≥ {limit:.2f}")
+    undefined = math.isnan(value)
+    return CriterionResult(name, ok, "undefined" if undefined else f"{value:.3f}", f"≥ {limit:.2f}",
+                           None if undefined else value)
 
 
 def assess(use_case: UseCase, overall: dict[str, float], groups: list[dict[str, Any]]) -> list[CriterionResult]:
@@ -45,7 +48,7 @@ def assess(use_case: UseCase, overall: dict[str, float], groups: list[dict[str, 
             if worst else "no group large enough"
         results.append(CriterionResult(f"sensitivity in every group of ≥ {c.min_subgroup_n} patients",
                                        not below, observed + (f"; {len(below)} groups below" if below else ""),
-                                       f"≥ {c.min_sensitivity:.2f}"))
+                                       f"≥ {c.min_sensitivity:.2f}", float(worst["sensitivity"]) if worst else None))
     if c.max_sensitivity_gap is not None:
         results.append(_gap(judged, c.max_sensitivity_gap))
     return results
@@ -66,4 +69,4 @@ def _gap(judged: list[dict[str, Any]], limit: float) -> CriterionResult:
         if len(values) > 1 and max(values) - min(values) > widest:
             widest, where = max(values) - min(values), attribute_set
     return CriterionResult("sensitivity gap between groups", widest <= limit, f"{widest:.3f} ({where})",
-                           f"≤ {limit:.2f}")
+                           f"≤ {limit:.2f}", widest)

@@ -92,11 +92,48 @@ SECTIONS = ("Summary", "Mechanism", "Validation and performance", "Uses and dire
 
 
 @dataclass(frozen=True)
+class MetricResult:
+    """One figure ModelBoard's evaluation computed, as CHAI's key metrics carry it."""
+
+    name: str  # "AUROC", "sensitivity", "calibration slope", or a criterion's PASS/FAIL line
+    value: float | None
+    lo: float | None = None
+    hi: float | None = None
+    method: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.lo is None or self.hi is None:
+            return self.name
+        return f"{self.name} (interval {self.lo:.3f}–{self.hi:.3f}, {self.method})"
+
+
+@dataclass(frozen=True)
+class CriterionFigure:
+    """A use-case criterion as the evaluation judged it: its name, the PASS/FAIL result line, and the verdict."""
+
+    criterion: str
+    result: MetricResult
+    passed: bool
+
+
+@dataclass(frozen=True)
+class EvaluationFigures:
+    """The numbers behind the card's performance and fairness text, passed as numbers (never re-read from text)."""
+
+    cohort: str  # "6000 patients (the validation cohort logged with the run)"
+    performance: tuple[MetricResult, ...]
+    calibration: tuple[MetricResult, ...]
+    criteria: tuple[CriterionFigure, ...]
+
+
+@dataclass(frozen=True)
 class ModelCard:
     model: str
     version: int
     values: dict[str, str]
     signatures: tuple[str, ...] = field(default_factory=tuple)
+    figures: EvaluationFigures | None = None  # None until ModelBoard has evaluated the version
 
     @property
     def missing_required(self) -> list[CardField]:
@@ -162,13 +199,6 @@ _CHAI_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # Characters XML 1.0 cannot carry at all (owners paste text from anywhere); they are dropped.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# The performance and fairness values are the sentences core.services.model_card writes; the key
-# metrics read their numbers back from them.
-_SCORE = re.compile(r"(AUROC|sensitivity|specificity|PPV|Brier score|calibration slope|expected calibration error) "
-                    r"(-?\d+\.\d+)(?: \((-?\d+\.\d+)–(-?\d+\.\d+), ([^)]*)\))?")
-_CRITERION = re.compile(r"(PASS|FAIL) (.+?): (.+?) \(required (.+?)\)(?=; (?:PASS|FAIL) |$)")
-_COHORT = re.compile(r"^Evaluated by ModelBoard on (.+?) at threshold")
-_NUMBER = re.compile(r"-?\d+\.\d+")
 _CALIBRATION_HINTS = {"calibration slope": "1 is ideal; below 1, predicted risks are too extreme",
                       "expected calibration error": "0 is ideal; the average gap between predicted and observed risk"}
 _TEST_TYPE = "Retrospective validation, recomputed by ModelBoard from the registered model's scores"
@@ -191,7 +221,7 @@ _EXTERNAL_VALIDATION = "KeyMetrics/UsefulnessUsabilityEfficacy/ValidationProcess
 @dataclass(frozen=True)
 class _KeyMetric:
     goal: str = ""
-    results: tuple[tuple[str, float | None], ...] = ()
+    results: tuple[MetricResult, ...] = ()
     interpretation: str = ""
     test_type: str = ""
     testing_data: str = ""
@@ -252,12 +282,12 @@ def _add_key_metrics(parent: ET.Element, card: ModelCard) -> None:
         element = ET.SubElement(parent, _mc(name))
         _add_text(element, "MetricGoal", metric.goal)
         results = ET.SubElement(element, _mc("Results"))
-        for label, value in metric.results or ((NOT_PROVIDED, None),):
+        for figure in metric.results or (MetricResult(NOT_PROVIDED, None),):
             result = ET.SubElement(results, _mc("MetricResult"))
-            _add_text(result, "Label", label)
+            _add_text(result, "Label", figure.label)
             # The value shape of CHAI's own examples; "null" where the card states no number.
-            _add_text(result, "ValueJson", "null" if value is None else
-                      json.dumps({"kind": "single", "value": value, "unit": ""}, separators=(",", ":")))
+            _add_text(result, "ValueJson", "null" if figure.value is None else
+                      json.dumps({"kind": "single", "value": figure.value, "unit": ""}, separators=(",", ":")))
         for child, text in (("Interpretation", metric.interpretation), ("TestType", metric.test_type),
                             ("TestingDataDescription", metric.testing_data),
                             ("ValidationProcessAndJustification", metric.process)):
@@ -266,41 +296,32 @@ def _add_key_metrics(parent: ET.Element, card: ModelCard) -> None:
 
 def _key_metrics(card: ModelCard) -> dict[str, _KeyMetric]:
     """CHAI's three key metrics from ModelBoard's evaluation: discrimination, fairness criteria, calibration."""
-    performance, fairness = (card.values.get(k, "").strip() for k in ("performance", "fairness"))
-    cohort = _COHORT.search(performance)
-    testing = cohort.group(1) if cohort else ""
-    scores = [(m[1], f"{m[1]} (interval {m[3]}–{m[4]}, {m[5]})" if m[3] else m[1], float(m[2]))
-              for m in _SCORE.finditer(performance)]
-    calibration = [(name, label, value) for name, label, value in scores if name in _CALIBRATION_HINTS]
-    criteria, criteria_summary = _criteria(fairness)
+    figures = card.figures
     external = _paragraphs([(f.label, card.values.get(f.key, "").strip())
                             for f in FIELDS if f.chai == _EXTERNAL_VALIDATION])
+    if figures is None:
+        return {name: _KeyMetric(process=external if name == "UsefulnessUsabilityEfficacy" else "")
+                for name in _METRIC_TEXT}
+    failed = [c.criterion for c in figures.criteria if not c.passed]
+    met = len(figures.criteria) - len(failed)
+    criteria_summary = (f"{met} of {len(figures.criteria)} criteria met"
+                        + (f"; not met: {', '.join(failed)}." if failed else ".")) if figures.criteria else ""
+    calibration = "; ".join(f"{m.name} {m.value:.3g} ({_CALIBRATION_HINTS[m.name]})" for m in figures.calibration
+                            if m.value is not None and m.name in _CALIBRATION_HINTS)
     return {
-        "UsefulnessUsabilityEfficacy": _key_metric(
-            "UsefulnessUsabilityEfficacy", tuple((label, value) for name, label, value in scores
-                                                 if name not in _CALIBRATION_HINTS), performance, testing, external),
-        "FairnessEquity": _key_metric("FairnessEquity", criteria, criteria_summary, testing),
-        "SafetyReliability": _key_metric(
-            "SafetyReliability", tuple((label, value) for _, label, value in calibration),
-            "; ".join(f"{name} {value:g} ({_CALIBRATION_HINTS[name]})" for name, _, value in calibration), testing),
+        "UsefulnessUsabilityEfficacy": _key_metric("UsefulnessUsabilityEfficacy", figures.performance,
+                                                   card.values.get("performance", "").strip(), figures.cohort,
+                                                   external),
+        "FairnessEquity": _key_metric("FairnessEquity", tuple(c.result for c in figures.criteria), criteria_summary,
+                                      figures.cohort),
+        "SafetyReliability": _key_metric("SafetyReliability", figures.calibration, calibration, figures.cohort),
     }
 
 
-def _key_metric(name: str, results: tuple[tuple[str, float | None], ...], interpretation: str, testing: str,
+def _key_metric(name: str, results: tuple[MetricResult, ...], interpretation: str, testing: str,
                 external: str = "") -> _KeyMetric:
     """A key metric ModelBoard computed; when it computed none, only the owner's external validation."""
     if not interpretation:
         return _KeyMetric(process=external)
     goal, process = _METRIC_TEXT[name]
     return _KeyMetric(goal, results, interpretation, _TEST_TYPE, testing, _paragraphs([("", process), ("", external)]))
-
-
-def _criteria(fairness: str) -> tuple[tuple[tuple[str, float | None], ...], str]:
-    """One result per use-case criterion, labelled PASS or FAIL as on the card, and how many were met."""
-    criteria = list(_CRITERION.finditer(fairness))
-    if not criteria:
-        return (), fairness
-    failed = [m[2] for m in criteria if m[1] == "FAIL"]
-    summary = f"{len(criteria) - len(failed)} of {len(criteria)} criteria met" + (
-        f"; not met: {', '.join(failed)}." if failed else ".")
-    return tuple((m[0], float(n[0]) if (n := _NUMBER.search(m[3])) else None) for m in criteria), summary

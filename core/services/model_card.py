@@ -15,7 +15,15 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
-from core.domain.model_card import FIELDS, NARRATIVE_KEYS, ModelCard, to_markdown
+from core.domain.model_card import (
+    FIELDS,
+    NARRATIVE_KEYS,
+    CriterionFigure,
+    EvaluationFigures,
+    MetricResult,
+    ModelCard,
+    to_markdown,
+)
 from core.domain.models import ModelVersionDetail
 from core.errors import NotFound, ValidationError
 from core.services.audit import record_event
@@ -43,10 +51,11 @@ def _performance(result: dict[str, Any]) -> str:
         ("auroc", "AUROC"), ("sensitivity", "sensitivity"), ("specificity", "specificity"), ("ppv", "PPV"),
         ("brier", "Brier score")) if key in detail]
     calibration = result.get("calibration", {})
+    slope = calibration.get("slope_interval") or {"value": calibration.get("slope")}
+    ece = calibration.get("ece_interval") or {"value": calibration.get("expected_calibration_error")}
     return (f"Evaluated by ModelBoard on {result.get('n')} patients ({result.get('data_source')}) at threshold "
             f"{result.get('threshold')}: " + "; ".join(parts)
-            + f"; calibration slope {calibration.get('slope', float('nan')):.2f}, "
-              f"expected calibration error {calibration.get('expected_calibration_error', float('nan')):.3f}.")
+            + f"; calibration slope {_fmt(slope, 2)}, expected calibration error {_fmt(ece)}.")
 
 
 def _fairness(result: dict[str, Any]) -> str:
@@ -54,6 +63,28 @@ def _fairness(result: dict[str, Any]) -> str:
     lines = [f"{'PASS' if c['passed'] else 'FAIL'} {c['criterion']}: {c['observed']} (required {c['required']})"
              for c in criteria]
     return "Use-case criteria — " + "; ".join(lines) if lines else ""
+
+
+def _metric(name: str, stored: dict[str, Any] | None) -> MetricResult:
+    stored = stored or {}
+    return MetricResult(name, stored.get("value"), stored.get("lo"), stored.get("hi"), str(stored.get("method", "")))
+
+
+def figures_of(result: dict[str, Any]) -> EvaluationFigures:
+    """The evaluation's headline numbers for the card's machine-readable exports (CHAI key metrics)."""
+    detail, calibration = result.get("overall_detail", {}), result.get("calibration", {})
+    performance = tuple(_metric(name, detail[key]) for key, name in (
+        ("auroc", "AUROC"), ("sensitivity", "sensitivity"), ("specificity", "specificity"), ("ppv", "PPV"),
+        ("brier", "Brier score")) if key in detail and detail[key].get("value") is not None)
+    calibrated = tuple(_metric(name, calibration.get(f"{key}_interval") or {"value": calibration.get(value)})
+                       for key, value, name in (("slope", "slope", "calibration slope"),
+                                                ("ece", "expected_calibration_error", "expected calibration error"))
+                       if calibration.get(value) is not None)
+    criteria = tuple(CriterionFigure(c["criterion"], MetricResult(
+        f"{'PASS' if c['passed'] else 'FAIL'} {c['criterion']}: {c['observed']} (required {c['required']})",
+        c.get("value")), bool(c["passed"])) for c in result.get("criteria", []))
+    return EvaluationFigures(f"{result.get('n')} patients ({result.get('data_source')})", performance, calibrated,
+                             criteria)
 
 
 def _mlflow_values(detail: ModelVersionDetail, inputs: list[str]) -> dict[str, str]:
@@ -99,7 +130,7 @@ def build_card(store: Store, registry: Registry, viewer: User, model: str, versi
     if evaluation is not None:
         values |= {"performance": _performance(evaluation.result), "fairness": _fairness(evaluation.result)}
     values |= {k: v for k, v in narratives(store, model, version).items() if k in NARRATIVE_KEYS}
-    return ModelCard(model, version, values)
+    return ModelCard(model, version, values, figures=figures_of(evaluation.result) if evaluation else None)
 
 
 def card_revision(store: Store, viewer: User, model: str, version: int) -> str:

@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from core.domain.model_card import FIELDS, NOT_PROVIDED, ModelCard, to_chai_xml
+from core.domain.model_card import (
+    FIELDS,
+    NOT_PROVIDED,
+    CriterionFigure,
+    EvaluationFigures,
+    MetricResult,
+    ModelCard,
+    to_chai_xml,
+)
 
 NS = "https://mc.chai.org/v0.2/schema.xsd"
 DSIG = "{http://www.w3.org/2000/09/xmldsig#}"
@@ -101,9 +109,22 @@ def find(root: ET.Element, path: str) -> ET.Element:
     return element
 
 
+FIGURES = EvaluationFigures(
+    "6000 patients (the evaluation dataset logged with the run)",
+    (MetricResult("AUROC", 0.84, 0.824, 0.857, "DeLong"),
+     MetricResult("sensitivity", 0.817, 0.786, 0.844, "Wilson score"),
+     MetricResult("specificity", 0.675, 0.663, 0.688, "Wilson score"),
+     MetricResult("Brier score", 0.072, 0.067, 0.077, "percentile bootstrap, 200 resamples, seed 1")),
+    (MetricResult("calibration slope", 0.92, 0.86, 0.98, "Wald"), MetricResult("expected calibration error", 0.013)),
+    tuple(CriterionFigure(name, MetricResult(f"{'PASS' if ok else 'FAIL'} {name}: …", value), ok)
+          for name, value, ok in (("auroc overall", 0.84, True),
+                                  ("sensitivity in every group of ≥ 100 patients", 0.4, False),
+                                  ("sensitivity gap between groups", 0.544, False))))
+
+
 def full_card() -> ModelCard:
     values = {f.key: f"value of {f.key}" for f in FIELDS} | {"performance": PERFORMANCE, "fairness": FAIRNESS}
-    return ModelCard("sepsis-icu", 2, values)
+    return ModelCard("sepsis-icu", 2, values, figures=FIGURES)
 
 
 def results(root: ET.Element, metric: str) -> list[tuple[str | None, Any]]:
@@ -172,8 +193,11 @@ def test_key_metrics_carry_the_evaluation() -> None:
     assert [value["value"] for _, value in fairness] == [0.84, 0.4, 0.544]
     assert find(root, "KeyMetrics/FairnessEquity/Interpretation").text == (
         "1 of 3 criteria met; not met: sensitivity in every group of ≥ 100 patients, sensitivity gap between groups.")
-    assert [label for label, _ in results(root, "SafetyReliability")] == ["calibration slope",
-                                                                          "expected calibration error"]
+    assert [label for label, _ in results(root, "SafetyReliability")] == [
+        "calibration slope (interval 0.860–0.980, Wald)", "expected calibration error"]
+    assert find(root, "KeyMetrics/SafetyReliability/Interpretation").text == (
+        "calibration slope 0.92 (1 is ideal; below 1, predicted risks are too extreme); expected calibration error "
+        "0.013 (0 is ideal; the average gap between predicted and observed risk)")
     assert find(root, "KeyMetrics/SafetyReliability/TestingDataDescription").text == (
         "6000 patients (the evaluation dataset logged with the run)")
     process = find(root, "KeyMetrics/UsefulnessUsabilityEfficacy/ValidationProcessAndJustification").text or ""

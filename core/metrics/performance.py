@@ -13,10 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.metrics.binary import auroc_by_group, confusion_by_group
-from core.metrics.calibration import Calibration as Calibration  # re-exported: callers import it from here
-from core.metrics.calibration import calibration as calibration
-from core.metrics.intervals import MetricValue as MetricValue  # re-exported for callers of this module
-from core.metrics.intervals import auroc_interval, percentile_interval, wilson
+from core.metrics.intervals import MetricValue, auroc_interval, percentile_interval, wilson
 
 BOOTSTRAP_SEED = 20261124
 

@@ -66,20 +66,6 @@ def _stored_cohort(store: Store, evaluation_id: str) -> tuple[np.ndarray, np.nda
     return rows["label"].to_numpy(), rows["score"].to_numpy(dtype=float), attributes
 
 
-def explore_threshold(store: Store, viewer: User, evaluation_id: str, threshold: float,
-                      min_n: int) -> pd.DataFrame:
-    """Subgroup confusion matrices and workload at another threshold, from stored scores,
-    for every attribute and every pairwise intersection."""
-    require(viewer, Permission.VIEW_REGISTRY)
-    cohort = _stored_cohort(store, evaluation_id)
-    if cohort is None:
-        return pd.DataFrame()
-    y, score, attributes = cohort
-    frame = subgroup_metrics(y, score, sensitive_features=attributes, threshold=threshold, min_n=min_n).by_group
-    frame["alerts_per_100"] = frame["selection_rate"] * 100
-    return frame
-
-
 def _per100(value: float) -> str:
     return f"{value * 100:.0f}"
 

@@ -17,7 +17,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from core.metrics.performance import calibration, decision_curve, latency_summary, overall_performance
+from core.metrics.calibration import calibration
+from core.metrics.performance import decision_curve, latency_summary, overall_performance
 
 TOL = 1e-12
 

@@ -11,7 +11,7 @@ from core.config import Settings, load_settings
 from core.domain.access import User
 from core.domain.model_card import ModelCard
 from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
-from core.services import catalog, model_card, review
+from core.services import catalog, model_card, promotion, review
 from core.services.installation import InstallationFacts, installation_facts, open_registry, open_store
 
 READ_TTL_S = 30
@@ -129,4 +129,41 @@ def threshold_view(viewer: User, evaluation_id: str, *, threshold: float, min_n:
 
 def clear_reads() -> None:
     for fn in (_models, _versions, _version_detail, _attention, _card, _card_changes):
+        fn.clear()
+
+
+# -- governance checks ---------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Finishing any interrupted promotion…")
+def _reconciled_at_start(home: str) -> list[promotion.Finding]:
+    """Once per server process: finish or roll back promotions a crash left half done (ModelBoard acts as
+    itself here, not as the first person who happens to open a page)."""
+    return promotion.reconcile(settings(), store(), registry(), promotion.SYSTEM)
+
+
+def reconcile_at_start() -> list[promotion.Finding]:
+    return _reconciled_at_start(str(settings().home))
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _alias_findings(home: str, tracking_uri: str) -> list[promotion.Finding]:
+    return promotion.check_aliases(settings(), store(), registry(), promotion.SYSTEM)
+
+
+def alias_findings() -> list[promotion.Finding]:
+    """Aliases moved outside ModelBoard, checked on page loads (at most every 15 s per server)."""
+    return _alias_findings(str(settings().home), settings().tracking_uri)
+
+
+@st.cache_data(ttl=CARD_TTL_S, show_spinner="Re-checking the production models' files…")
+def _artifact_findings(home: str, tracking_uri: str) -> list[promotion.Finding]:
+    return promotion.verify_artifacts(store(), registry(), promotion.SYSTEM)
+
+
+def artifact_findings() -> list[promotion.Finding]:
+    """Locked-model check for the Home page: each production version's files against the recorded hash."""
+    return _artifact_findings(str(settings().home), settings().tracking_uri)
+
+
+def clear_governance() -> None:
+    for fn in (_alias_findings, _artifact_findings):
         fn.clear()

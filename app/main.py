@@ -55,11 +55,16 @@ def main() -> None:
     try:
         if cache.facts().is_demo:
             st.warning(DEMO_BANNER, icon=":material/science:")
+        cache.reconcile_at_start()
         _keep_session_alive()
         session = state.current_session()
+        if session is not None:
+            for finding in cache.alias_findings():
+                if finding.problem:
+                    st.error(finding.message, icon=":material/gpp_bad:")
         specs = pages_for(session.user) if session else [LOGIN]
         pages = [st.Page(page_path(s), title=s.title, icon=s.icon, default=i == 0) for i, s in enumerate(specs)]
-        navigation = st.navigation(pages)
+        navigation = st.navigation(pages, expanded=True)  # every page of the role listed, no "View more"
         _sidebar()
         navigation.run()
     except ModelBoardError as exc:

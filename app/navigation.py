@@ -28,8 +28,10 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("fairness.py", "Fairness", ":material/balance:", Permission.VIEW_REGISTRY),
     PageSpec("explanations.py", "Explanations", ":material/insights:", Permission.VIEW_REGISTRY),
     PageSpec("compare.py", "Compare", ":material/compare_arrows:", Permission.VIEW_REGISTRY),
+    PageSpec("sign_off.py", "Sign-off", ":material/approval:", Permission.VIEW_REGISTRY),
     PageSpec("production.py", "Production log", ":material/monitor_heart:", Permission.VIEW_PRODUCTION_LOG),
     PageSpec("access_log.py", "Audit log", ":material/policy:", Permission.VIEW_AUDIT_LOG),
+    PageSpec("version_history.py", "Version history", ":material/history:", Permission.VIEW_AUDIT_LOG),
     PageSpec("users.py", "Users", ":material/group:", Permission.MANAGE_USERS),
 )
 LOGIN = PageSpec("login.py", "Log in", ":material/login:")

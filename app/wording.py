@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 METRIC_NAMES: dict[str, str] = {
@@ -72,3 +73,12 @@ def calibration_lines(calibration: dict[str, Any], outcome: str = "the outcome")
         lines.append(f"**{name}** {shown} ({_interval(calibration.get(intervals[key]))})  \n"
                      f"{meaning.format(o=outcome, pp=pp)}")
     return lines
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """User-written text (a rationale, a meaning, a note) escaped for st.markdown: shown as typed, never as
+    links, images, headings or icons."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

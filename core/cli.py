@@ -22,7 +22,9 @@ from core.errors import ModelBoardError, ValidationError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see `python -m core.cli {self.prog.split()[-1]} --help`)\n")
+        words = self.prog.split()
+        command = f" {words[-1]}" if len(words) > 1 else ""
+        self.exit(2, f"error: {message} (see `python -m core.cli{command} --help`)\n")
 
 
 def _operator() -> User:
@@ -217,10 +219,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", "show the installation: store schema, demo or not, registered models")
     status.set_defaults(func=cmd_status)
+
+    reconcile = command("reconcile", "finish or roll back interrupted promotions and report aliases moved outside "
+                                     "ModelBoard (exit 1 if any were found)")
+    reconcile.set_defaults(func=_lazy("core.cli_governance", "cmd_reconcile"))
+
+    verify = command("verify", "recompute the artifact hash of every production version and check the aliases "
+                               "(exit 1 on any finding)")
+    verify.set_defaults(func=_lazy("core.cli_governance", "cmd_verify"))
+
+    audit = command("audit", "verify the audit trail, answer 'which version held production at T', export evidence")
+    audit.add_argument("action", choices=["verify", "as-of", "export"])
+    audit.add_argument("--model", help="registered model name (as-of, export)")
+    audit.add_argument("--at", help="ISO time, UTC, e.g. 2026-10-03T08:00 (as-of)")
+    audit.add_argument("--version", type=int, help="version number (export)")
+    audit.add_argument("--out", help="FILE.zip to write the evidence package to (export)")
+    audit.set_defaults(func=_lazy("core.cli_audit", "cmd_audit"))
     return parser
 
 
+def _lazy(module: str, name: str) -> Any:
+    """A command implemented in another module, imported only when that command runs."""
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), name)(args))
+    return run
+
+
 def _check_users_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.command == "audit":
+        needs = {"verify": (), "as-of": ("model", "at"), "export": ("model", "version", "out")}[args.action]
+        missing = [f"--{n}" for n in needs if getattr(args, n) is None]
+        if missing:
+            parser.error(f"audit {args.action} needs {', '.join(missing)}")
     if args.command == "usecase" and args.action in ("import", "export") and not args.target:
         parser.error(f"usecase {args.action} needs {'a FILE.yaml' if args.action == 'import' else 'a NAME'}")
     if args.command != "users":

@@ -6,12 +6,20 @@ import plotly.express as px
 import streamlit as st
 
 from app import cache, state
-from core.services.audit import AuditQuery, list_actions, list_events, record_export
+from core.services.audit import AuditQuery, list_actions, list_events, record_export, verify_chain
+from core.services.history import audited_models, audited_versions
 
 viewer = state.viewer().user
 store = cache.store()
 st.title("Audit log")
 st.caption("Every login, account change and governance action, appended and never edited.")
+
+chain = verify_chain(store)
+if chain.ok:
+    st.success(chain.sentence, icon=":material/verified:")
+else:
+    st.error(f"{chain.sentence} ({chain.rows} rows checked.) Restore the store from a backup and compare.",
+             icon=":material/gpp_bad:")
 
 c1, c2, c3 = st.columns(3)
 action = c1.selectbox("Action", ["(all)"] + list_actions(store, viewer))
@@ -21,8 +29,15 @@ since = until = None
 if isinstance(period, tuple) and len(period) == 2:
     since = datetime.combine(period[0], time.min)
     until = datetime.combine(period[1] + timedelta(days=1), time.min)
+m1, m2 = st.columns(2)
+model = m1.selectbox("Model", ["(all)"] + audited_models(store, viewer))
+version = None
+if model != "(all)":
+    version = m2.selectbox("Version", [None] + audited_versions(store, viewer, model),
+                           format_func=lambda v: "(all)" if v is None else f"v{v}")
 
-query = AuditQuery(actor=actor, action=None if action == "(all)" else action, since=since, until=until)
+query = AuditQuery(actor=actor, action=None if action == "(all)" else action, since=since, until=until,
+                   model=None if model == "(all)" else model, version=version)
 events = list_events(store, viewer, query)
 st.metric("Events shown", len(events))
 if events.empty:

@@ -6,8 +6,11 @@ import streamlit as st
 
 from app import cache, state
 from app.navigation import page_file
+from app.wording import plain
 from core.domain.access import CLINICAL_ROLES, ROLE_LABELS, Permission, can
 from core.domain.clock import utc_now
+from core.errors import ModelBoardError
+from core.services.alerts import acknowledge, open_alerts
 from core.services.audit import failed_logins_since
 from core.services.auth import locked_accounts
 
@@ -41,6 +44,39 @@ if can(user, Permission.VIEW_AUDIT_LOG):
     st.info(f"{failed} failed login{'s' if failed != 1 else ''} in the last 24 hours (see the Audit log).",
             icon=":material/policy:")
 
+st.subheader("Alerts")
+alerts = open_alerts(cache.store(), user)
+if not alerts:
+    st.success("No open alert.", icon=":material/check_circle:")
+for alert in alerts:
+    with st.container(border=True):
+        icon = ":material/error:" if alert.severity == "critical" else ":material/warning:"
+        st.markdown(f"{icon} **{alert.severity.capitalize()}: {alert.title}**")
+        st.write(alert.message)
+        st.caption(f"Raised {alert.raised_at:%Y-%m-%d %H:%M} UTC · {alert.status}"
+                   + (f" by {alert.acknowledged_by}: {plain(alert.acknowledgement or '')}" if alert.acknowledged_by
+                      else ""))
+        if can(user, Permission.HANDLE_ALERTS) and alert.status == "open":
+            with st.form(f"ack-{alert.id}"):
+                note = st.text_input("What are you doing about it?", max_chars=2000)
+                if st.form_submit_button("Acknowledge"):
+                    try:
+                        acknowledge(cache.store(), user, alert.id, note)
+                    except ModelBoardError as exc:
+                        st.error(str(exc), icon=":material/error:")
+                    else:
+                        st.rerun()
+
+st.subheader("Locked models")
+st.caption("The files of each version in production, re-hashed and compared with the fingerprint recorded when it "
+           "was approved (or first seen by ModelBoard).")
+for finding in cache.artifact_findings():
+    if finding.problem:
+        st.error(finding.message, icon=":material/gpp_bad:")
+    else:
+        st.markdown(f":material/verified_user: {finding.message}")
+
+st.subheader("Model versions")
 for item in items:
     with st.container(border=True):
         left, right = st.columns([4, 1])

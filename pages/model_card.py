@@ -1,12 +1,16 @@
 """Model card: a Model Facts label first, then the HTI-1 / CHAI detail, narratives and exports."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from app import cache, state
+from app.wording import plain
 from core.domain.access import Permission, can
 from core.domain.model_card import FIELDS, NARRATIVE_KEYS, SECTIONS, to_chai_xml, to_html, to_markdown
 from core.errors import ValidationError
-from core.services import model_card
+from core.services import model_card, signoff
+from core.services.audit import record_download
 from core.services.submission import latest_evaluation
 
 FACTS = ("Summary", "Mechanism", "Validation and performance", "Uses and directions", "Warnings")
@@ -50,14 +54,27 @@ if changes:
     with st.expander(f"What changed since v{production}, the version in production ({len(changes)} fields)"):
         st.dataframe(changes, hide_index=True, width="stretch")
 
-st.caption(f"Card fingerprint (SHA-256): {digest}. Sign-offs will name this fingerprint.")
+st.subheader("Signatures")
+signatures = signoff.signatures_for(store, user, model, version)
+for signature in signatures:
+    st.markdown(f"- {plain(signature.manifestation())}")
+if not signatures:
+    st.caption("No one has signed this version yet (see the Sign-off page).")
+card = replace(card, signatures=tuple(s.manifestation() for s in signatures))  # shown in every export
+
+st.caption(f"Card fingerprint (SHA-256, without signatures): {digest}. Each signature names the fingerprint of "
+           "the card it was given for.")
 c1, c2, c3, c4 = st.columns(4)
 base = f"model-card-{model}-v{version}"
 # Each export is produced only when its button is clicked (deferred data), not on every render.
-c1.download_button("Markdown", lambda: to_markdown(card), file_name=f"{base}.md", mime="text/markdown")
-c2.download_button("HTML", lambda: to_html(card), file_name=f"{base}.html", mime="text/html")
-c3.download_button("PDF", lambda: model_card.to_pdf(card), file_name=f"{base}.pdf", mime="application/pdf")
-c4.download_button("CHAI XML", lambda: to_chai_xml(card), file_name=f"{base}.xml", mime="application/xml")
+exports = ((c1, "Markdown", lambda: to_markdown(card), "md", "text/markdown"),
+           (c2, "HTML", lambda: to_html(card), "html", "text/html"),
+           (c3, "PDF", lambda: model_card.to_pdf(card), "pdf", "application/pdf"),
+           (c4, "CHAI XML", lambda: to_chai_xml(card), "xml", "application/xml"))
+for column, label, produce, suffix, mime in exports:
+    column.download_button(label, produce, file_name=f"{base}.{suffix}", mime=mime, on_click=record_download,
+                           kwargs={"store": store, "viewer": user, "what": f"model card ({label})", "model": model,
+                                   "version": version})
 
 if can(user, Permission.EDIT_MODEL_CARD):
     st.subheader("Edit the narrative")

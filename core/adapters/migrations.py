@@ -7,7 +7,11 @@ ModelBoard is recognised and refused instead of being misread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from core.domain.audit_chain import GENESIS, row_hash
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,7 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    then: Callable[[Any], None] | None = None  # runs after the statements, in the same transaction
 
 
 SCHEMA_VERSION_TABLE = """
@@ -175,6 +180,117 @@ MIGRATIONS += (
                 evaluation_id VARCHAR,
                 rendered_at   TIMESTAMP NOT NULL,
                 PRIMARY KEY (model_name, model_version, sha256)
+            )
+            """,
+        ),
+    ),
+)
+
+
+
+def _seal_existing_audit_rows(cur: Any) -> None:
+    """Chain the audit rows written before the chain existed, once, in id order. This is the only
+    statement that ever writes to an existing audit row, and it only fills the two new, empty columns."""
+    previous = GENESIS
+    rows = cur.execute("SELECT id, occurred_at, actor, action, target, model_name, model_version, "
+                       "CAST(detail AS VARCHAR) FROM audit_events ORDER BY id").fetchall()
+    for row in rows:
+        digest = row_hash(*row, prev_hash=previous)
+        cur.execute("UPDATE audit_events SET prev_hash = ?, row_hash = ? WHERE id = ?", [previous, digest, row[0]])
+        previous = digest
+
+
+MIGRATIONS += (
+    Migration(
+        6,
+        "hash-chained audit events, with the model and version they concern",
+        (
+            "ALTER TABLE audit_events ADD COLUMN model_name VARCHAR",
+            "ALTER TABLE audit_events ADD COLUMN model_version INTEGER",
+            "ALTER TABLE audit_events ADD COLUMN prev_hash VARCHAR",
+            "ALTER TABLE audit_events ADD COLUMN row_hash VARCHAR",
+        ),
+        then=_seal_existing_audit_rows,
+    ),
+)
+
+MIGRATIONS += (
+    Migration(
+        7,
+        "electronic signatures, promotions, alias history and alerts",
+        (
+            """
+            CREATE TABLE signatures (
+                id                VARCHAR PRIMARY KEY,
+                model_name        VARCHAR NOT NULL,
+                model_version     INTEGER NOT NULL,
+                kind              VARCHAR NOT NULL,
+                decision          VARCHAR NOT NULL,
+                signer            VARCHAR NOT NULL,
+                full_name         VARCHAR NOT NULL,
+                role              VARCHAR NOT NULL,
+                meaning           VARCHAR NOT NULL,
+                rationale         VARCHAR NOT NULL,
+                signed_at         TIMESTAMP NOT NULL,
+                evaluation_id     VARCHAR,
+                evaluation_sha256 VARCHAR,
+                card_sha256       VARCHAR,
+                artifact_sha256   VARCHAR NOT NULL,
+                policy            VARCHAR NOT NULL,
+                criteria          JSON,
+                UNIQUE (model_name, model_version, signer, kind, evaluation_sha256, card_sha256)
+            )
+            """,
+            """
+            CREATE TABLE promotions (
+                id              VARCHAR PRIMARY KEY,
+                model_name      VARCHAR NOT NULL,
+                kind            VARCHAR NOT NULL,
+                from_version    INTEGER,
+                to_version      INTEGER NOT NULL,
+                state           VARCHAR NOT NULL,
+                policy          VARCHAR,
+                signature_ids   JSON NOT NULL,
+                artifact_sha256 VARCHAR NOT NULL,
+                requested_by    VARCHAR NOT NULL,
+                started_at      TIMESTAMP NOT NULL,
+                finished_at     TIMESTAMP,
+                note            VARCHAR
+            )
+            """,
+            "CREATE SEQUENCE alias_history_seq START 1",
+            """
+            CREATE TABLE alias_history (
+                id              BIGINT PRIMARY KEY DEFAULT nextval('alias_history_seq'),
+                model_name      VARCHAR NOT NULL,
+                alias           VARCHAR NOT NULL,
+                version         INTEGER,
+                changed_at      TIMESTAMP NOT NULL,
+                kind            VARCHAR NOT NULL,
+                promotion_id    VARCHAR,
+                actor           VARCHAR NOT NULL,
+                artifact_sha256 VARCHAR
+            )
+            """,
+            """
+            CREATE TABLE alerts (
+                id              VARCHAR PRIMARY KEY,
+                rule            VARCHAR NOT NULL,
+                model_name      VARCHAR NOT NULL,
+                model_version   INTEGER,
+                severity        VARCHAR NOT NULL,
+                status          VARCHAR NOT NULL,
+                title           VARCHAR NOT NULL,
+                message         VARCHAR NOT NULL,
+                evidence        JSON,
+                raised_at       TIMESTAMP NOT NULL,
+                window_start    TIMESTAMP,
+                acknowledged_by VARCHAR,
+                acknowledged_at TIMESTAMP,
+                acknowledgement VARCHAR,
+                resolved_by     VARCHAR,
+                resolved_at     TIMESTAMP,
+                resolution      VARCHAR
             )
             """,
         ),

@@ -231,6 +231,45 @@ class Registry:
         self._call("close the run", self.client.set_terminated, run.info.run_id)
         return str(run.info.run_id)
 
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self._call(f"point alias {alias!r} of {name!r} at version {version}",
+                   self.client.set_registered_model_alias, check_model_name(name), alias, str(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        if alias in self.aliases(name):
+            self._call(f"remove alias {alias!r} of {name!r}", self.client.delete_registered_model_alias,
+                       check_model_name(name), alias)
+
+    def tag_version(self, name: str, version: int, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self._call(f"tag version {version} of {name!r}", self.client.set_model_version_tag,
+                       check_model_name(name), str(version), key, value)
+
+    def artifact_sha256(self, name: str, version: int) -> str:
+        """SHA-256 over every file of the version's model (relative path and content hash, in path order).
+        The files are copied to a temporary folder and hashed as bytes: nothing is unpickled."""
+        import hashlib
+        import tempfile
+
+        from mlflow.artifacts import download_artifacts
+
+        mv = self._call(f"read version {version} of {name!r}", self.client.get_model_version,
+                        check_model_name(name), str(version))
+        location = self._artifact_location(mv)
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(download_artifacts(artifact_uri=location, dst_path=folder,
+                                                tracking_uri=self.tracking_uri))
+                lines = []
+                for path in sorted(p for p in local.rglob("*") if p.is_file()):
+                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                    lines.append(f"{path.relative_to(local).as_posix()}\0{digest}\n")
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(f"cannot read the model files of {name} v{version}: {exc}") from exc
+        if not lines:
+            raise RegistryError(f"{name} v{version} has no model files at {location}")
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
+
     def delete_version(self, name: str, version: int) -> None:
         self._call(f"delete version {version} of {name!r}", self.client.delete_model_version, name, str(version))
 

@@ -22,12 +22,33 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from core.adapters.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
+from core.adapters.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, Migration
 from core.domain.clock import utc_now
 from core.errors import SchemaTooNew, StoreBusy, StoreCorrupt, StoreError
 
 Cursor = duckdb.DuckDBPyConnection
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
+
+
+class _OpenFile:
+    """What every Store of one file in this process shares: DuckDB allows one connection per file and
+    process, and the audit chain needs one writer at a time (other processes are kept out by DuckDB's
+    file lock), so two Store objects of the same file must not each open or write on their own."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.writer = threading.RLock()
+        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.users = 0
+
+
+_OPEN_FILES: dict[Path, _OpenFile] = {}
+_OPEN_FILES_GUARD = threading.Lock()
+
+
+def _open_file(path: Path) -> _OpenFile:
+    with _OPEN_FILES_GUARD:
+        return _OPEN_FILES.setdefault(path.resolve(), _OpenFile())
 
 
 class Store:
@@ -36,9 +57,7 @@ class Store:
     def __init__(self, path: Path, *, lock_timeout_s: float = 15.0) -> None:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
-        self._guard = threading.Lock()
-        self._conn: duckdb.DuckDBPyConnection | None = None
-        self._users = 0
+        self._file = _open_file(self.path)
 
     # -- connection life cycle -------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:
@@ -72,25 +91,26 @@ class Store:
     @contextmanager
     def cursor(self) -> Iterator[Cursor]:
         """A cursor for one unit of work; the file stays open only while in use."""
-        with self._guard:
-            if self._conn is None:
-                self._conn = self._open()
-            self._users += 1
-            cur = self._conn.cursor()
+        shared = self._file
+        with shared.guard:
+            if shared.conn is None:
+                shared.conn = self._open()
+            shared.users += 1
+            cur = shared.conn.cursor()
         try:
             yield cur
         finally:
             cur.close()
-            with self._guard:
-                self._users -= 1
-                if self._users == 0 and self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+            with shared.guard:
+                shared.users -= 1
+                if shared.users == 0 and shared.conn is not None:
+                    shared.conn.close()
+                    shared.conn = None
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        """All writes inside commit together, or none do."""
-        with self.cursor() as cur:
+        """All writes inside commit together, or none do; one write transaction at a time per process."""
+        with self._file.writer, self.cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
@@ -130,11 +150,11 @@ class Store:
         file that is not a ModelBoard store, rather than guessing.
         """
         target = LATEST_VERSION if target is None else target
-        with self.cursor() as cur:
+        with self._file.writer, self.cursor() as cur:
             current = _current_version(cur, self.path)
             for migration in MIGRATIONS:
                 if current < migration.version <= target:
-                    _apply(cur, migration.version, migration.description, migration.statements)
+                    _apply(cur, migration)
                     current = migration.version
             return current
 
@@ -159,15 +179,18 @@ def _current_version(cur: Cursor, path: Path) -> int:
     return version
 
 
-def _apply(cur: Cursor, version: int, description: str, statements: Sequence[str]) -> None:
+def _apply(cur: Cursor, migration: Migration) -> None:
+    version, description = migration.version, migration.description
     cur.execute("BEGIN TRANSACTION")
     try:
         cur.execute(SCHEMA_VERSION_TABLE)
         if cur.execute("SELECT 1 FROM schema_version WHERE version = ?", [version]).fetchone():
             cur.execute("ROLLBACK")
             return
-        for statement in statements:
+        for statement in migration.statements:
             cur.execute(statement)
+        if migration.then is not None:
+            migration.then(cur)
         cur.execute(
             "INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utc_now()]
         )

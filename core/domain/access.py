@@ -35,17 +35,24 @@ class Permission(Enum):
     MANAGE_USE_CASES = "define use cases and their criteria"
     SUBMIT_MODELS = "submit model versions for review"
     EDIT_MODEL_CARD = "edit model card narratives"
+    SIGN_OFF = "sign off model versions (approve, reject, request changes)"
+    ROLL_BACK = "roll the production model back to the previous version"
+    HANDLE_ALERTS = "acknowledge alerts"
+    RECONCILE = "reconcile the registry with the governance store"
 
 
+# Auditors and administrators never sign: an auditor checks the record, an administrator runs the system.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    "clinician": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
+    "clinician": frozenset({Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SIGN_OFF,
+                            Permission.ROLL_BACK, Permission.HANDLE_ALERTS}),
     # A clinician who also owns the clinical side of use cases: intended use, threshold, minimum criteria.
     "clinical_lead": frozenset(
-        {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.MANAGE_USE_CASES}
+        {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.MANAGE_USE_CASES,
+         Permission.SIGN_OFF, Permission.ROLL_BACK, Permission.HANDLE_ALERTS}
     ),
     "data_scientist": frozenset(
         {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS,
-         Permission.EDIT_MODEL_CARD}
+         Permission.EDIT_MODEL_CARD, Permission.SIGN_OFF, Permission.HANDLE_ALERTS}
     ),
     "auditor": frozenset(
         {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}
@@ -59,6 +66,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_USE_CASES,
             Permission.SUBMIT_MODELS,
             Permission.EDIT_MODEL_CARD,
+            Permission.HANDLE_ALERTS,
+            Permission.RECONCILE,
         }
     ),
 }

@@ -18,7 +18,8 @@ STATUS_LABELS: dict[str, str] = {
     "approved": "Approved for clinical use",
     "rejected": "Rejected",
     "changes_requested": "Changes requested",
-    "retired": "Retired",
+    "retired": "Retired (replaced in production; kept as alias 'previous')",
+    "rolled_back": "Withdrawn from clinical use (rolled back)",
 }
 
 # Run metrics shown in version tables, in the order clinicians read them.

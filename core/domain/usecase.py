@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.domain.policy import PromotionPolicy, parse_policy
+from core.domain.policy import to_document as policy_document
 from core.errors import ValidationError
 
 NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -41,6 +43,7 @@ class UseCase:
     label: str
     sensitive_attributes: tuple[str, ...]
     criteria: PerformanceCriteria = field(default_factory=PerformanceCriteria)
+    promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
     version: int = 0  # assigned by the store on import
 
     def plain_criteria(self) -> list[str]:
@@ -113,17 +116,19 @@ def parse_use_case(raw: Any) -> UseCase:
     label = raw.get("label")
     if not isinstance(label, str) or not label.strip():
         problems.append("label is required: the column of the evaluation data that holds the outcome (0/1)")
-    known = set(TEXT_FIELDS) | {"name", "threshold", "models", "label", "sensitive_attributes", "criteria", "version"}
+    known = set(TEXT_FIELDS) | {"name", "threshold", "models", "label", "sensitive_attributes", "criteria", "version",
+                                   "promotion"}
     problems += [f"{k} is not a known field" for k in raw if k not in known]
     models = _names(raw.get("models"), "models", problems)
     sensitive = _names(raw.get("sensitive_attributes"), "sensitive_attributes", problems)
     criteria = _criteria(raw.get("criteria"), problems)
+    promotion = parse_policy(raw.get("promotion"), problems)
     if problems:
         raise ValidationError("use case not accepted: " + "; ".join(problems))
     return UseCase(name=name, title=raw["title"].strip(), intended_use=raw["intended_use"].strip(),
                    target_population=raw["target_population"].strip(), outcome=raw["outcome"].strip(),
                    threshold=float(threshold), models=models, label=str(label).strip(),
-                   sensitive_attributes=sensitive, criteria=criteria)
+                   sensitive_attributes=sensitive, criteria=criteria, promotion=promotion)
 
 
 def to_document(use_case: UseCase) -> dict[str, Any]:
@@ -134,4 +139,4 @@ def to_document(use_case: UseCase) -> dict[str, Any]:
             "intended_use": use_case.intended_use, "target_population": use_case.target_population,
             "outcome": use_case.outcome, "threshold": use_case.threshold, "label": use_case.label,
             "models": list(use_case.models), "sensitive_attributes": list(use_case.sensitive_attributes),
-            "criteria": criteria}
+            "criteria": criteria, "promotion": policy_document(use_case.promotion)}

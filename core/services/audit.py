@@ -17,6 +17,7 @@ import pandas as pd
 
 from core.adapters.store import Cursor, Store
 from core.domain.access import Permission, User, require
+from core.domain.audit_chain import GENESIS, ChainVerification, row_hash, verify_rows
 from core.domain.clock import utc_now
 
 SYSTEM_ACTOR = "system"
@@ -30,6 +31,8 @@ class AuditQuery:
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    model: str | None = None
+    version: int | None = None
     limit: int = 500
 
 
@@ -40,12 +43,36 @@ def record_event(
     action: str,
     target: str | None = None,
     detail: Mapping[str, Any] | None = None,
-) -> None:
-    """Append one audit event using the caller's open transaction."""
+    model: str | None = None,
+    version: int | None = None,
+) -> int:
+    """Append one audit event, chained to the last one, using the caller's open transaction; returns its id.
+
+    Store.transaction admits one writer per process and DuckDB one process per file, so the row read as
+    the last one is still the last one when this transaction commits."""
+    last = cur.execute("SELECT row_hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
+    prev_hash = last[0] if last and last[0] else GENESIS
+    seq = cur.execute("SELECT nextval('audit_event_seq')").fetchone()
+    row_id = int(seq[0]) if seq else 0
+    occurred_at = utc_now()
+    text = json.dumps(dict(detail or {}), sort_keys=True, default=str)
+    if model is not None and target is None:
+        target = f"{model} v{version}" if version is not None else model
+    digest = row_hash(row_id, occurred_at, actor, action, target, model, version, text, prev_hash=prev_hash)
     cur.execute(
-        "INSERT INTO audit_events (occurred_at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-        [utc_now(), actor, action, target, json.dumps(dict(detail or {}), sort_keys=True, default=str)],
+        "INSERT INTO audit_events (id, occurred_at, actor, action, target, detail, model_name, model_version, "
+        "prev_hash, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [row_id, occurred_at, actor, action, target, text, model, version, prev_hash, digest],
     )
+    return row_id
+
+
+def verify_chain(store: Store) -> ChainVerification:
+    """Recompute every row's hash and link, oldest first (anyone may ask; the answer names no content)."""
+    with store.cursor() as cur:
+        rel = cur.execute("SELECT id, occurred_at, actor, action, target, model_name, model_version, "
+                          "CAST(detail AS VARCHAR), prev_hash, row_hash FROM audit_events ORDER BY id")
+        return verify_rows(iter(lambda: rel.fetchone(), None))
 
 
 def list_events(store: Store, viewer: User, query: AuditQuery = AuditQuery()) -> pd.DataFrame:
@@ -58,6 +85,8 @@ def list_events(store: Store, viewer: User, query: AuditQuery = AuditQuery()) ->
         ("action", query.action, "="),
         ("occurred_at", query.since, ">="),
         ("occurred_at", query.until, "<"),
+        ("model_name", query.model, "="),
+        ("model_version", query.version, "="),
     ):
         if value is not None:
             clauses.append(f"{column} {op} ?")
@@ -66,7 +95,8 @@ def list_events(store: Store, viewer: User, query: AuditQuery = AuditQuery()) ->
     params.append(max(1, min(query.limit, 10_000)))
     # The WHERE clause is assembled from fixed column names only; every value is a parameter.
     return store.query_df(
-        f"SELECT id, occurred_at, actor, action, target, detail FROM audit_events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+        f"SELECT id, occurred_at, actor, action, target, model_name, model_version, detail FROM audit_events {where} "  # noqa: S608
+        "ORDER BY id DESC LIMIT ?",
         params,
     )
 
@@ -91,3 +121,11 @@ def record_export(store: Store, viewer: User, *, what: str, rows: int, filters: 
     with store.transaction() as cur:
         record_event(cur, actor=viewer.username, action="exported", target=what,
                      detail={"rows": rows, "filters": filters.__dict__})
+
+
+def record_download(store: Store, viewer: User, *, what: str, model: str, version: int) -> None:
+    """A model card or other record of a version taken out of ModelBoard (PDF, XML, …) is audited too."""
+    require(viewer, Permission.VIEW_REGISTRY)
+    with store.transaction() as cur:
+        record_event(cur, actor=viewer.username, action="exported", model=model, version=version,
+                     detail={"what": what})

@@ -181,7 +181,42 @@ def authenticate(store: Store, policy: LoginPolicy, username: str, password: str
     raise failure
 
 
-def _register_failure(cur: Any, row: dict[str, Any], policy: LoginPolicy, now: datetime) -> None:
+SIGNATURE_FAILED = ("Signature not accepted: the username or password is wrong, or the account is locked. "
+                    "Enter your own username and password again; after {attempts} wrong attempts the account is "
+                    "locked like a failed login.")
+
+
+def confirm_identity(store: Store, policy: LoginPolicy, signer: User, username: str, password: str,
+                     *, purpose: str, now: datetime | None = None) -> None:
+    """Both signature components again (21 CFR 11.200): the signer's own username and password. A wrong one is
+    audited and counts towards the same lockout as a failed login; success is not a login and writes nothing."""
+    now = now or utc_now()
+    failure = AuthenticationFailed(SIGNATURE_FAILED.format(attempts=policy.max_failed_logins))
+    given = username.strip().lower()[:64]
+    with store.transaction() as cur:
+        rel = cur.execute("SELECT * FROM users WHERE username = ?", [signer.username])
+        names = [d[0] for d in rel.description or []]
+        fetched = rel.fetchone()
+        row = dict(zip(names, fetched, strict=False)) if fetched else None
+        if row is None or not row["active"] or given != signer.username:
+            _password_matches(_dummy_hash(), password)
+            record_event(cur, actor=signer.username, action="signature_failed",
+                         detail={"purpose": purpose, "reason": "username is not the signer's own"
+                                 if row is not None and row["active"] else "account not active"})
+        elif row["locked_until"] is not None and row["locked_until"] > now:
+            _password_matches(row["password_hash"], password)
+            record_event(cur, actor=signer.username, action="signature_failed",
+                         detail={"purpose": purpose, "reason": "account locked"})
+        elif not _password_matches(row["password_hash"], password):
+            _register_failure(cur, row, policy, now, action="signature_failed", purpose=purpose)
+        else:
+            cur.execute("UPDATE users SET failed_attempts = 0 WHERE username = ?", [signer.username])
+            return
+    raise failure
+
+
+def _register_failure(cur: Any, row: dict[str, Any], policy: LoginPolicy, now: datetime,
+                      *, action: str = "login_failed", purpose: str | None = None) -> None:
     attempts = int(row["failed_attempts"]) + 1
     locked_until = now + timedelta(minutes=policy.lockout_minutes) if attempts >= policy.max_failed_logins else None
     cur.execute(
@@ -189,9 +224,11 @@ def _register_failure(cur: Any, row: dict[str, Any], policy: LoginPolicy, now: d
         [0 if locked_until else attempts, locked_until, row["username"]],
     )
     detail: dict[str, Any] = {"reason": "wrong password", "attempt": attempts}
+    if purpose:
+        detail["purpose"] = purpose
     if locked_until:
         detail["locked_until"] = locked_until.isoformat()
-    record_event(cur, actor=row["username"], action="login_failed", detail=detail)
+    record_event(cur, actor=row["username"], action=action, detail=detail)
 
 
 def touch_session(session: Session, policy: LoginPolicy, *, now: datetime | None = None) -> Session:

@@ -39,6 +39,7 @@ DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
     ("okafor", "Dr. Chidi Okafor", "clinician", "okafor-icu-demo-2026"),
     ("patel", "Dr. Priya Patel", "clinical_lead", "patel-lead-demo-2026"),
     ("lee", "Jordan Lee", "data_scientist", "lee-ds-demo-2026"),
+    ("diaz", "Dr. Rosa Diaz", "data_scientist", "diaz-ds-demo-2026"),  # reviews what Lee builds
     ("kim", "Sam Kim", "auditor", "kim-audit-demo-2026"),
     ("admin", "Morgan Reyes", "admin", "admin-demo-2026"),
 )

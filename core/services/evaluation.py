@@ -31,10 +31,12 @@ from core.metrics.comparison import decision_flips, gap_changes, metric_deltas, 
 from core.metrics.explanations import explain, explained_rows, importance, importance_by_group
 from core.metrics.performance import decision_curve, latency_summary, overall_performance
 from core.metrics.subgroups import subgroup_metrics
+from core.services.audit import record_event
 from core.services.usecases import get_use_case
 
 Progress = Callable[[str, float], None]
 SAMPLE_ROWS = 200
+WORKER = "modelboard-worker"  # the actor named in audit rows the evaluation worker writes
 SUMMARY_KEYS = ("n", "sensitivity", "specificity", "ppv", "auroc",  # the original --json keys, kept first
                 "prevalence", "mean_predicted", "observed_expected", "ece", "calibration_slope",
                 "calibration_intercept")
@@ -202,8 +204,12 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
         _store_result(store, evaluation_id, result, frame, request, score)
         _publish(registry, row["model_name"], int(row["model_version"]), result)
     except Exception as exc:
-        store.execute("UPDATE evaluations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
-                      [str(exc)[:2000], utc_now(), evaluation_id])
+        with store.transaction() as cur:
+            cur.execute("UPDATE evaluations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
+                        [str(exc)[:2000], utc_now(), evaluation_id])
+            record_event(cur, actor=WORKER, action="evaluation_failed", model=row["model_name"],
+                         version=int(row["model_version"]),
+                         detail={"evaluation": evaluation_id, "error": str(exc)[:500]})
         raise
 
 
@@ -246,7 +252,7 @@ def _raw_sklearn_model(model: Any, uri: str) -> Any:
 def _worker_user() -> Any:
     from core.domain.access import User
 
-    return User(username="modelboard-worker", full_name="ModelBoard evaluation worker", role="auditor")
+    return User(username=WORKER, full_name="ModelBoard evaluation worker", role="auditor")
 
 
 def _store_result(store: Store, evaluation_id: str, result: dict[str, Any], frame: pd.DataFrame,
@@ -260,8 +266,12 @@ def _store_result(store: Store, evaluation_id: str, result: dict[str, Any], fram
     with store.transaction() as cur:
         cur.register("incoming_rows", rows)
         cur.execute("INSERT INTO evaluation_rows SELECT * FROM incoming_rows")
+        digest = canonical_sha256(result)
         cur.execute("UPDATE evaluations SET status = 'complete', result = ?, result_sha256 = ?, finished_at = ? "
-                    "WHERE id = ?", [json.dumps(result), canonical_sha256(result), utc_now(), evaluation_id])
+                    "WHERE id = ?", [json.dumps(result), digest, utc_now(), evaluation_id])
+        record_event(cur, actor=WORKER, action="evaluation_completed", model=str(result["model"]),
+                     version=int(result["version"]), detail={"evaluation": evaluation_id, "result_sha256": digest,
+                                                             "criteria_passed": result.get("criteria_passed")})
 
 
 def _publish(registry: Registry, model: str, version: int, result: dict[str, Any]) -> None:

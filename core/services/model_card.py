@@ -9,6 +9,7 @@ name exactly the card that was read.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 from core.adapters.registry import Registry
@@ -161,16 +162,23 @@ def save_narratives(store: Store, actor: User, model: str, version: int, values:
         for key in changed:
             cur.execute("INSERT OR REPLACE INTO model_card_narratives VALUES (?, ?, ?, ?, ?, ?)",
                         [model, version, key, values[key].strip(), actor.username, utc_now()])
-        record_event(cur, actor=actor.username, action="model_card_edited", target=f"{model} v{version}",
+        record_event(cur, actor=actor.username, action="model_card_edited", model=model, version=version,
                      detail={"fields": changed})
     return changed
+
+
+def card_sha256(card: ModelCard) -> str:
+    """The card's fingerprint: SHA-256 of its Markdown without signatures (signing must not change what
+    was signed)."""
+    return hashlib.sha256(to_markdown(replace(card, signatures=())).encode()).hexdigest()
 
 
 def record_rendered(store: Store, viewer: User, card: ModelCard, evaluation_id: str | None) -> str:
     """Store the rendered card (once per distinct content) and return its SHA-256."""
     require(viewer, Permission.VIEW_REGISTRY)
+    card = replace(card, signatures=())
     markdown = to_markdown(card)
-    digest = hashlib.sha256(markdown.encode()).hexdigest()
+    digest = card_sha256(card)
     with store.transaction() as cur:
         cur.execute("INSERT INTO model_cards VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [card.model, card.version, digest, markdown, evaluation_id, utc_now()])

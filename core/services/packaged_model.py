@@ -119,7 +119,7 @@ def submit_packaged_model(settings: Settings, store: Store, registry: Registry, 
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     with store.transaction() as cur:
-        record_event(cur, actor=actor.username, action="model_uploaded", target=model, detail={"run_id": run_id})
+        record_event(cur, actor=actor.username, action="model_uploaded", model=model, detail={"run_id": run_id})
     return submit_version(settings, store, registry, actor,
                           SubmissionRequest(model, 0, eval_data=eval_path, deidentified=deidentified, run_id=run_id),
                           progress=progress)

@@ -114,12 +114,12 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
                     [evaluation_id, request.model, request.version, use_case.name, use_case.version,
                      json.dumps(payload), data.digest, actor.username, utc_now()])
         record_event(cur, actor=actor.username, action="version_submitted",
-                     target=f"{request.model} v{request.version}",
+                     model=request.model, version=request.version,
                      detail={"evaluation": evaluation_id, "data": data.source, "digest": data.digest,
                              "rows": len(data.frame)})
         if data.identifiers:
             record_event(cur, actor=actor.username, action="deidentified_declared",
-                         target=f"{request.model} v{request.version}",
+                         model=request.model, version=request.version,
                          detail={"columns": [f.message() for f in data.identifiers]})
     _run_worker(settings, evaluation_id, progress)
     return load_evaluation(store, actor, evaluation_id)
@@ -130,7 +130,7 @@ def _submit_run(settings: Settings, store: Store, registry: Registry, actor: Use
     """Register a validated run's model, then submit the new version; undo the registration on failure."""
     version = registry.register_run(request.model, str(request.run_id))
     with store.transaction() as cur:
-        record_event(cur, actor=actor.username, action="run_registered", target=f"{request.model} v{version}",
+        record_event(cur, actor=actor.username, action="run_registered", model=request.model, version=version,
                      detail={"run_id": request.run_id})
     try:
         return submit_version(settings, store, registry, actor,
@@ -139,7 +139,7 @@ def _submit_run(settings: Settings, store: Store, registry: Registry, actor: Use
         registry.delete_version(request.model, version)
         with store.transaction() as cur:
             record_event(cur, actor=actor.username, action="run_registration_undone",
-                         target=f"{request.model} v{version}", detail={"run_id": request.run_id})
+                         model=request.model, version=version, detail={"run_id": request.run_id})
         raise
 
 

@@ -11,6 +11,8 @@ import yaml
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
+from core.domain.policy import PromotionPolicy
+from core.domain.signoff import SignerRequirement
 from core.domain.usecase import PerformanceCriteria, UseCase, parse_use_case, to_document
 from core.errors import NotFound, ValidationError
 from core.services.audit import record_event
@@ -34,7 +36,13 @@ def _from_row(row: dict[str, Any]) -> UseCase:
     criteria = PerformanceCriteria(**data.pop("criteria"))
     data["models"] = tuple(data["models"])
     data["sensitive_attributes"] = tuple(data["sensitive_attributes"])
-    return UseCase(criteria=criteria, **data | {"version": int(row["version"])})
+    stored_policy = data.pop("promotion", None)  # use cases stored before policies existed take the defaults
+    policy = PromotionPolicy() if stored_policy is None else PromotionPolicy(
+        signers=tuple(SignerRequirement(**r) for r in stored_policy["signers"]),
+        signoff_valid_days=int(stored_policy["signoff_valid_days"]),
+        require_complete_card=bool(stored_policy["require_complete_card"]),
+        exception_roles=tuple(stored_policy["exception_roles"]))
+    return UseCase(criteria=criteria, promotion=policy, **data | {"version": int(row["version"])})
 
 
 def _definition(use_case: UseCase) -> str:

@@ -104,11 +104,13 @@ def test_roles_are_enforced_in_core(store: Store, clinician: User) -> None:
 
 
 @pytest.mark.parametrize("role,allowed", [
-    ("clinician", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG}),
+    ("clinician", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SIGN_OFF,
+                   Permission.ROLL_BACK, Permission.HANDLE_ALERTS}),
     ("data_scientist", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS,
-                        Permission.EDIT_MODEL_CARD}),
+                        Permission.EDIT_MODEL_CARD, Permission.SIGN_OFF, Permission.HANDLE_ALERTS}),
+    # Auditors and administrators never sign or roll back.
     ("auditor", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}),
-    ("admin", set(Permission)),
+    ("admin", set(Permission) - {Permission.SIGN_OFF, Permission.ROLL_BACK}),
 ])
 def test_permission_matrix(role: str, allowed: set[Permission]) -> None:
     user = User(username="u", full_name="U", role=role)  # type: ignore[arg-type]

@@ -107,3 +107,26 @@ def test_changes_since_production_name_the_differing_fields(demo_settings: Setti
     assert "Developer" not in by_field  # same narrative in both versions
     assert model_card.changes_since_production(open_store(demo_settings), open_registry(demo_settings), OPERATOR,
                                                "sepsis-icu", 1) == (1, [])
+
+
+def test_signature_manifestations_appear_in_the_pdf_and_do_not_change_the_fingerprint(demo_settings: Settings) -> None:
+    """21 CFR 11.50: the printout shows name, role, UTC time and meaning; signing must not alter what was signed."""
+    import dataclasses
+    import re
+    import zlib
+    from datetime import datetime
+
+    from core.domain.signoff import Signature
+
+    unsigned = card(demo_settings, 1)
+    signature = Signature("s1", "sepsis-icu", 1, "sign_off", "approve", "ng", "Dr. Alice Ng", "clinician",
+                          "approved for clinical use in adult ICU", "reviewed", datetime(2026, 11, 25, 9, 30, 5),
+                          "e1", "a" * 64, model_card.card_sha256(unsigned), "b" * 64, "use case x v1")
+    signed = dataclasses.replace(unsigned, signatures=(signature.manifestation(),))
+    assert model_card.card_sha256(signed) == model_card.card_sha256(unsigned)
+    pdf = model_card.to_pdf(signed)
+    text = b"".join(zlib.decompress(s) for s in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
+                    if s[:1] == b"x").decode("latin-1").replace("\\(", "(").replace("\\)", ")")
+    for part in ("Dr. Alice Ng (Clinician)", "Approved", "approved for clinical use in adult ICU",
+                 "2026-11-25 09:30:05 UTC"):
+        assert part in text, part

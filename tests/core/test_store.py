@@ -158,3 +158,33 @@ def test_two_processes_writing_at_once_lose_nothing(store: Store) -> None:
     for p in procs:
         assert p.wait(timeout=120) == 0
     assert store.query("SELECT count(*) AS n FROM installation")[0]["n"] == 80
+
+
+def test_two_store_objects_of_one_file_share_one_connection_and_one_writer(tmp_path: Path) -> None:
+    """Eight threads, each with its own Store of the same file, append audit rows at once: every write
+    lands and the hash chain stays one line (no fork from two writers reading the same last row)."""
+
+    from core.services.audit import record_event, verify_chain
+
+    path = tmp_path / "g.duckdb"
+    Store(path).migrate()
+    errors: list[str] = []
+
+    def append() -> None:
+        store = Store(path)
+        for _ in range(20):
+            try:
+                with store.transaction() as cur:
+                    record_event(cur, actor="t", action="x")
+                store.query("SELECT count(*) FROM audit_events")
+            except Exception as exc:  # noqa: BLE001 - every failure is collected and reported
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=append) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    chain = verify_chain(Store(path))
+    assert chain.ok and chain.rows == 160

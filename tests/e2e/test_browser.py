@@ -70,7 +70,7 @@ def test_auditor_exports_the_audit_log_and_the_export_is_audited(server: str, pa
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as CSV").click()
     csv = download.value.path().read_text()
-    assert csv.splitlines()[0] == "id,occurred_at,actor,action,target,detail"
+    assert csv.splitlines()[0] == "id,occurred_at,actor,action,target,model_name,model_version,detail"
     assert "login_succeeded" in csv
     # Only ModelBoard's audited button exports: the table's own CSV button is switched off (strict locator above).
     # The click's callback runs in the server's rerun, which may finish after the download itself.

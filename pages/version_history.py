@@ -1,0 +1,71 @@
+"""Version history (auditors, administrators): which version held production when, one version's
+milestones, and its evidence package."""
+
+from datetime import datetime
+
+import plotly.express as px
+import streamlit as st
+
+from app import cache, state
+from core.domain.clock import utc_now
+from core.services.evidence import evidence_package, last_export
+from core.services.history import production_as_of, version_timeline
+
+user = state.viewer().user
+store = cache.store()
+st.title("Version history")
+st.caption("What ModelBoard knew at each moment, from its alias history, signatures and hash-chained audit trail. "
+           "All times are UTC.")
+models = [m.name for m in cache.models(user)]
+if not models:
+    st.info("No registered models yet.")
+    st.stop()
+default = models.index("sepsis-icu") if "sepsis-icu" in models else 0
+
+st.subheader("Which version held production at a time?")
+q1, q2, q3 = st.columns(3)
+asked_model = q1.selectbox("Model", models, index=default, key="asof_model")
+now = utc_now()
+day = q2.date_input("Date (UTC)", value=now.date(), key="asof_date")
+moment = q3.time_input("Time (UTC)", value=now.time().replace(second=0, microsecond=0), key="asof_time")
+answer = production_as_of(store, user, asked_model, datetime.combine(day, moment))
+if answer.version is None:
+    st.warning(answer.sentence, icon=":material/help:")
+elif answer.kind in ("out_of_band", "adopted"):
+    st.warning(answer.sentence, icon=":material/warning:")
+else:
+    st.success(answer.sentence, icon=":material/verified:")
+for signature in answer.approvers:
+    st.markdown(f"- {signature.manifestation()}")
+
+st.subheader("Timeline of one version")
+t1, t2 = st.columns(2)
+model = t1.selectbox("Model", models, index=default, key="timeline_model")
+version = t2.selectbox("Version", [v.version for v in cache.versions(user, model)], format_func=lambda n: f"v{n}",
+                       key="timeline_version")
+timeline = version_timeline(store, user, model, version)
+if timeline.empty:
+    st.info(f"ModelBoard has recorded nothing about {model} v{version} yet.")
+else:
+    figure = px.scatter(timeline, x="occurred_at", y="kind", color="kind", symbol="kind", text="milestone",
+                        hover_data=["actor", "source"], title=f"{model} v{version}: milestones (UTC)")
+    figure.update_traces(textposition="top center", marker={"size": 11})
+    figure.update_layout(showlegend=False, xaxis_title="time (UTC)", yaxis_title="")
+    st.plotly_chart(figure, width="stretch")
+    st.dataframe(timeline, hide_index=True, width="stretch")
+
+st.subheader("Evidence package")
+st.caption("A zip with the model card (PDF, with signatures), the evaluation as stored, every signature with its "
+           "standing today, every audit row about the version with its hashes, the chain check and a manifest "
+           "of SHA-256 hashes. Each download is recorded in the audit trail.")
+st.download_button(f"Download evidence package of {model} v{version}",
+                   lambda: evidence_package(store, cache.registry(), user, model, version),
+                   file_name=f"evidence-{model}-v{version}.zip", mime="application/zip",
+                   icon=":material/folder_zip:")
+previous = last_export(store, user, model, version)
+if previous is None:
+    st.info(f"No evidence package of {model} v{version} has been exported yet.")
+else:
+    st.markdown(f"**Last export:** audit row {previous['audit_row']}, by {previous['exported_by']} at "
+                f"{previous['exported_at']:%Y-%m-%d %H:%M:%S} UTC. Manifest SHA-256 hashes:")
+    st.json(previous["files"] | {"manifest.json": previous["manifest_sha256"]})

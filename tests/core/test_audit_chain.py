@@ -1,0 +1,165 @@
+"""The audit trail's hash chain against real tampering: plain DuckDB edits to the store file, then
+`python -m core.cli audit verify` in its own process, as an auditor's cron job would run it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from core.adapters.store import Store
+from core.config import Settings
+from core.domain.audit_chain import GENESIS, row_hash
+from core.services.audit import record_event, verify_chain
+from tests.core.test_cli import cli
+
+EVENTS = 6
+
+
+def write_events(store: Store, count: int = EVENTS, *, gap_after: int | None = None) -> list[int]:
+    """`count` chained events about sepsis-icu v2, each in its own transaction; with `gap_after`, one id is
+    skipped after that many events (as a rolled-back writer leaves one), for a forger to fill."""
+    ids = []
+    for i in range(count):
+        with store.transaction() as cur:
+            ids.append(record_event(cur, actor="ng", action="signed", model="sepsis-icu", version=2,
+                                    detail={"decision": "approve", "n": i}))
+            if gap_after is not None and i + 1 == gap_after:
+                cur.execute("SELECT nextval('audit_event_seq')")
+    return ids
+
+
+def tamper(store: Store, sql: str, params: list[object] | None = None) -> None:
+    """What an intruder with the file does: plain SQL, no ModelBoard code, the file closed afterwards."""
+    con = duckdb.connect(str(store.path))
+    try:
+        con.execute(sql, params or [])
+    finally:
+        con.close()
+
+
+def verify(settings: Settings) -> tuple[int, dict[str, object]]:
+    result = cli(settings.home, "audit", "verify", "--json", "--home", str(settings.home))
+    return result.returncode, json.loads(result.stdout)
+
+
+def row_count(store: Store) -> int:
+    row = store.query_one("SELECT count(*) AS n FROM audit_events")
+    return int(row["n"]) if row else 0
+
+
+def test_untampered_trail_verifies(store: Store, settings: Settings) -> None:
+    write_events(store)
+    code, report = verify(settings)
+    assert code == 0
+    assert report["ok"] is True and report["first_bad_row"] is None and report["reason"] is None
+    assert report["rows"] == row_count(store) == EVENTS
+    assert report["head"] == store.query("SELECT row_hash FROM audit_events ORDER BY id DESC LIMIT 1")[0]["row_hash"]
+
+
+@pytest.mark.parametrize("column,value", [
+    ("actor", "mallory"),
+    ("action", "login_succeeded"),
+    ("model_version", 3),
+    ("occurred_at", datetime(2026, 1, 1, 9, 0)),
+])
+def test_editing_a_column_is_caught_at_that_row(store: Store, settings: Settings, column: str, value: object) -> None:
+    ids = write_events(store)
+    tamper(store, f"UPDATE audit_events SET {column} = ? WHERE id = ?", [value, ids[2]])  # noqa: S608 - fixed names
+    code, report = verify(settings)
+    assert code == 1 and report["ok"] is False
+    assert report["first_bad_row"] == ids[2]
+    assert "edited" in str(report["reason"])
+
+
+@pytest.mark.parametrize("detail", ['{"decision":"reject","n":1}', '{"decision": "approve", "n": 1} '])
+def test_editing_the_detail_json_is_caught_even_when_only_its_spacing_changes(store: Store, settings: Settings,
+                                                                             detail: str) -> None:
+    ids = write_events(store)
+    tamper(store, "UPDATE audit_events SET detail = ? WHERE id = ?", [detail, ids[1]])
+    code, report = verify(settings)
+    assert code == 1 and report["first_bad_row"] == ids[1]
+    assert "content of row" in str(report["reason"]) and "edited" in str(report["reason"])
+
+
+def test_deleting_a_middle_row_is_caught_at_the_next_row(store: Store, settings: Settings) -> None:
+    ids = write_events(store)
+    tamper(store, "DELETE FROM audit_events WHERE id = ?", [ids[3]])
+    code, report = verify(settings)
+    assert code == 1 and report["first_bad_row"] == ids[4]
+    assert "deleted" in str(report["reason"])
+    assert report["rows"] == EVENTS - 1
+
+
+def test_swapping_two_rows_content_to_reorder_them_is_caught(store: Store, settings: Settings) -> None:
+    ids = write_events(store)
+    a, b = ids[1], ids[2]
+    tamper(store, "WITH swap AS (SELECT * FROM audit_events WHERE id IN (?, ?)) "
+                  "UPDATE audit_events SET occurred_at = s.occurred_at, actor = s.actor, action = s.action, "
+                  "target = s.target, detail = s.detail, model_name = s.model_name, model_version = s.model_version, "
+                  "prev_hash = s.prev_hash, row_hash = s.row_hash FROM swap s "
+                  "WHERE audit_events.id IN (?, ?) AND s.id = ? + ? - audit_events.id", [a, b, a, b, a, b])
+    code, report = verify(settings)
+    assert code == 1 and report["first_bad_row"] == a
+    assert "reordered" in str(report["reason"])
+
+
+def test_a_forged_row_with_a_correct_hash_is_caught_at_the_row_after_it(store: Store, settings: Settings) -> None:
+    ids = write_events(store, gap_after=3)
+    forged_id = ids[2] + 1
+    assert forged_id not in ids
+    previous = store.query_one("SELECT row_hash FROM audit_events WHERE id = ?", [ids[2]])
+    assert previous is not None
+    when, detail = datetime(2026, 10, 3, 8, 0), json.dumps({"decision": "approve"}, sort_keys=True)
+    digest = row_hash(forged_id, when, "okafor", "signed", "sepsis-icu v2", "sepsis-icu", 2, detail,
+                      prev_hash=previous["row_hash"])
+    tamper(store, "INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           [forged_id, when, "okafor", "signed", "sepsis-icu v2", detail, "sepsis-icu", 2, previous["row_hash"],
+            digest])
+    code, report = verify(settings)
+    assert code == 1 and report["first_bad_row"] == ids[3]
+    assert "inserted" in str(report["reason"])
+    assert report["rows"] == EVENTS + 1
+
+
+def test_cutting_off_the_newest_rows_is_only_seen_against_a_written_down_head(store: Store, settings: Settings) -> None:
+    write_events(store)
+    head = verify_chain(store).head
+    tamper(store, "DELETE FROM audit_events WHERE id = (SELECT max(id) FROM audit_events)")
+    code, report = verify(settings)
+    assert code == 0 and report["rows"] == EVENTS - 1  # the chain that is left is intact…
+    assert report["head"] != head  # …but its head no longer matches the one written down
+
+
+def test_verify_prints_a_sentence_without_json(store: Store, settings: Settings) -> None:
+    ids = write_events(store)
+    tamper(store, "UPDATE audit_events SET actor = 'mallory' WHERE id = ?", [ids[0]])
+    result = cli(settings.home, "audit", "verify", "--home", str(settings.home))
+    assert result.returncode == 1
+    assert f"tampered with at row {ids[0]}" in result.stdout
+
+
+def test_migration_6_seals_rows_written_by_a_schema_5_store(tmp_path: Path) -> None:
+    path = tmp_path / "governance.duckdb"
+    legacy = Store(path)
+    assert legacy.migrate(target=5) == 5
+    with legacy.transaction() as cur:
+        for i, action in enumerate(["user_added", "login_succeeded", "version_submitted"]):
+            cur.execute("INSERT INTO audit_events (occurred_at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                        [datetime(2026, 5, 1, 9, i), "admin", action, "sepsis-icu v2", json.dumps({"n": i})])
+    upgraded = Store(path)
+    upgraded.migrate()
+    rows = upgraded.query("SELECT id, prev_hash, row_hash FROM audit_events ORDER BY id")
+    assert rows[0]["prev_hash"] == GENESIS
+    assert all(r["row_hash"] for r in rows)
+    assert [r["prev_hash"] for r in rows[1:]] == [r["row_hash"] for r in rows[:-1]]
+    assert verify_chain(upgraded).as_dict() | {"head": None} == {"ok": True, "rows": 3, "first_bad_row": None,
+                                                                  "reason": None, "head": None}
+    with upgraded.transaction() as cur:  # new rows continue the sealed chain
+        record_event(cur, actor="admin", action="exported", detail={"what": "test"})
+    result = cli(tmp_path, "audit", "verify", "--json", "--home", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == 4

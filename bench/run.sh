@@ -2,12 +2,15 @@
 # make bench: measured, never asserted. Builds a fresh demo in a temporary folder (so the submission below
 # is really evaluated, never found already done), times submitting sepsis-icu v2 end to end, then starts
 # ModelBoard on that demo and prints the first-render time of every page for every role.
-# Before that: the subgroup engine against fairlearn on the same data.
+# Before that: the subgroup engine against fairlearn, and the drift engine against evidently, on the same data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 echo "== Subgroup metrics: ModelBoard vs fairlearn MetricFrame (15 attribute sets, AUROC included) =="
 PYTHONPATH=. $PY bench/subgroups.py
+echo
+echo "== Drift: ModelBoard vs evidently DataDriftPreset (23 columns) =="
+PYTHONPATH=. $PY bench/drift.py
 echo
 BENCH_HOME=$(mktemp -d)
 trap 'rm -rf "$BENCH_HOME"' EXIT

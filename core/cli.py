@@ -228,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
                                "(exit 1 on any finding)")
     verify.set_defaults(func=_lazy("core.cli_governance", "cmd_verify"))
 
+    ingest = command("ingest", "add a CSV/Parquet file of production predictions (encounter_id, predicted_at, the "
+                               "model's inputs, score, decision); re-ingesting adds nothing; bad rows are quarantined")
+    ingest.add_argument("file", help="FILE.csv or FILE.parquet")
+    ingest.add_argument("--model", required=True, help="registered model name")
+    ingest.add_argument("--version", type=int, required=True, help="the registered version that made the predictions")
+    ingest.add_argument("--deidentified", action="store_true",
+                        help="declare the data de-identified although identifier-like columns were found (audited)")
+    ingest.set_defaults(func=_lazy("core.cli_monitoring", "cmd_ingest"))
+
+    labels = command("ingest-labels", "add outcomes that arrived later (encounter_id, outcome 0/1, optionally "
+                                      "model_name and labelled_at); bad rows are quarantined")
+    labels.add_argument("file", help="FILE.csv or FILE.parquet")
+    labels.set_defaults(func=_lazy("core.cli_monitoring", "cmd_ingest_labels"))
+
     audit = command("audit", "verify the audit trail, answer 'which version held production at T', export evidence")
     audit.add_argument("action", choices=["verify", "as-of", "export"])
     audit.add_argument("--model", help="registered model name (as-of, export)")

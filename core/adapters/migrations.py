@@ -297,4 +297,40 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        8,
+        "ingested production files and the rows they quarantined",
+        (
+            """
+            CREATE TABLE ingested_files (
+                sha256        VARCHAR NOT NULL,
+                kind          VARCHAR NOT NULL,
+                source        VARCHAR NOT NULL,
+                model_name    VARCHAR,
+                model_version INTEGER,
+                rows          INTEGER NOT NULL,
+                added         INTEGER NOT NULL,
+                already       INTEGER NOT NULL,
+                quarantined   INTEGER NOT NULL,
+                ingested_by   VARCHAR NOT NULL,
+                ingested_at   TIMESTAMP NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE quarantine (
+                file_sha256   VARCHAR NOT NULL,
+                kind          VARCHAR NOT NULL,
+                row_number    INTEGER NOT NULL,
+                model_name    VARCHAR,
+                reason        VARCHAR NOT NULL,
+                raw           JSON NOT NULL,
+                quarantined_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (file_sha256, kind, row_number)
+            )
+            """,
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,4 +1,4 @@
-"""The one compiled loop: per-group Mann–Whitney sums in a single pass over patients sorted by score.
+"""A compiled loop (the drift engine has the other): per-group Mann–Whitney sums in one pass over sorted scores.
 
 Why compiled: AUROC with its DeLong variance for every group of every attribute set
 is the hot spot of the subgroup grid (15 sets × 2M patients in `make bench`). In

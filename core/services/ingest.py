@@ -1,0 +1,194 @@
+"""Taking production predictions and, later, their outcomes into the governance store.
+
+A file is checked as a whole first (columns the model's signature needs, no
+direct identifiers); then each row is either added, recognised as already
+present (re-ingesting a file adds nothing) or quarantined with its reason —
+never silently dropped. The rows, the quarantine, the file record and the
+audit row are written in one transaction: a failure half-way leaves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.adapters.registry import Registry
+from core.adapters.store import Cursor, Store
+from core.config import Settings
+from core.domain.access import Permission, User, require
+from core.domain.clock import utc_now
+from core.domain.identifiers import find_identifiers
+from core.errors import NotFound, ValidationError
+from core.services.audit import record_event
+from core.services.evaluation_data import read_table
+from core.services.usecases import use_case_for_model
+
+KEY, WHEN, SCORE, DECISION, OUTCOME = "encounter_id", "predicted_at", "score", "decision", "outcome"
+TRUE_WORDS, FALSE_WORDS = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no"}
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What happened to every row of a file, in counts a person can check against the file."""
+
+    source: str
+    sha256: str
+    rows: int
+    added: int
+    already_present: int
+    quarantined: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sentence(self) -> str:
+        why = "; ".join(f"{n} {reason}" for reason, n in self.reasons.items())
+        return (f"{self.source}: {self.rows} rows — {self.added} added, {self.already_present} already present, "
+                f"{self.quarantined} quarantined" + (f" ({why})" if why else "") + ".")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flag(reasons: pd.Series, mask: pd.Series | np.ndarray, reason: str) -> None:
+    """Give `reason` to the rows in `mask` that have no reason yet (the first problem of a row is kept)."""
+    reasons[np.asarray(mask) & reasons.isna().to_numpy()] = reason
+
+
+def _booleans(values: pd.Series) -> pd.Series:
+    words = values.astype(str).str.strip().str.lower()
+    return words.map(lambda w: True if w in TRUE_WORDS else False if w in FALSE_WORDS else None)
+
+
+def _refuse_file(frame: pd.DataFrame, needed: list[str], deidentified: bool, what: str) -> None:
+    problems = []
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        problems.append(f"columns {', '.join(missing)} are missing (the file needs {', '.join(needed)})")
+    findings = find_identifiers(frame)
+    if findings and not deidentified:
+        problems.append("; ".join(f.message() for f in findings) + ": remove direct identifiers, or declare the "
+                        "data de-identified (--deidentified), which is recorded in the audit log")
+    if problems:
+        raise ValidationError(f"{what} refused, nothing was ingested: " + "; ".join(problems))
+
+
+def _prediction_reasons(frame: pd.DataFrame, features: list[str]) -> tuple[pd.Series, pd.Series]:
+    reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    keys = frame[KEY].astype("string").str.strip()
+    _flag(reasons, keys.isna() | (keys == ""), "encounter key is empty")
+    when = pd.to_datetime(frame[WHEN], errors="coerce", utc=True).dt.tz_localize(None)
+    _flag(reasons, when.isna(), "timestamp is not a date and time")
+    score = pd.to_numeric(frame[SCORE], errors="coerce")
+    _flag(reasons, score.isna() | (score < 0) | (score > 1), "score is not a probability between 0 and 1")
+    _flag(reasons, _booleans(frame[DECISION]).isna(), "decision is not true/false (1/0)")
+    for feature in features:
+        _flag(reasons, pd.to_numeric(frame[feature], errors="coerce").isna(),
+              f"input '{feature}' is empty or not a number")
+    _flag(reasons, keys.duplicated(keep="first") & keys.notna(), "encounter appears more than once in this file")
+    return reasons, keys
+
+
+def ingest_predictions(settings: Settings, store: Store, registry: Registry, actor: User, *, model: str,
+                       version: int, path: Path, deidentified: bool = False) -> IngestReport:
+    """Add a file of production predictions of `model` v`version` (CSV or Parquet)."""
+    require(actor, Permission.SUBMIT_MODELS)
+    registry.get_version(model, version)  # NotFound for a version the registry does not hold
+    features = [name for name, _ in registry.model_inputs(model, version)]
+    frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
+    _refuse_file(frame, [KEY, WHEN, SCORE, DECISION, *features], deidentified, f"prediction file {path.name}")
+    try:
+        sensitive = [c for c in use_case_for_model(store, actor, model).sensitive_attributes if c in frame.columns]
+    except NotFound:
+        sensitive = []
+    reasons, keys = _prediction_reasons(frame, features)
+    good = frame[reasons.isna()]
+    rows = pd.DataFrame({
+        "model_name": model, "model_version": version, "encounter_id": keys[reasons.isna()].astype(str),
+        "predicted_at": pd.to_datetime(good[WHEN], utc=True).dt.tz_localize(None),
+        "score": pd.to_numeric(good[SCORE]).astype(float), "decision": _booleans(good[DECISION]).astype(bool),
+        "features": [json.dumps(r) for r in good[features].apply(pd.to_numeric).to_dict(orient="records")],
+        "attributes": [json.dumps(r) for r in good[sensitive].astype(str).to_dict(orient="records")],
+        "ingested_at": utc_now()})
+    digest = _sha256(path)
+    with store.transaction() as cur:
+        cur.register("incoming_predictions", rows)
+        already = _count(cur, "SELECT count(*) FROM incoming_predictions i JOIN prediction_log p "
+                              "USING (model_name, encounter_id)")
+        cur.execute("INSERT INTO prediction_log SELECT * FROM incoming_predictions ON CONFLICT DO NOTHING")
+        report = _finish(cur, actor, path, digest, "predictions", model, version, frame, reasons, already)
+    return report
+
+
+def _count(cur: Cursor, sql: str) -> int:
+    row = cur.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _finish(cur: Cursor, actor: User, path: Path, digest: str, kind: str, model: str | None, version: int | None,
+            frame: pd.DataFrame, reasons: pd.Series, already: int) -> IngestReport:
+    """Quarantine the refused rows, record the file and audit it, in the caller's transaction."""
+    bad = reasons.notna()
+    now = utc_now()
+    quarantine = pd.DataFrame({
+        "file_sha256": digest, "kind": kind, "row_number": np.flatnonzero(bad.to_numpy()) + 1,
+        "model_name": model, "reason": reasons[bad].astype(str).to_numpy(),
+        "raw": [json.dumps(r, default=str) for r in frame[bad].to_dict(orient="records")], "quarantined_at": now})
+    cur.register("incoming_quarantine", quarantine)
+    cur.execute("INSERT INTO quarantine SELECT * FROM incoming_quarantine ON CONFLICT DO NOTHING")
+    counts = {str(k): int(v) for k, v in reasons[bad].value_counts().items()}
+    added = len(frame) - int(bad.sum()) - already
+    report = IngestReport(path.name, digest, len(frame), added, already, int(bad.sum()), counts)
+    cur.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [digest, kind, path.name, model, version, len(frame), added, already, int(bad.sum()),
+                 actor.username, now])
+    record_event(cur, actor=actor.username, action=f"{kind}_ingested", model=model, version=version,
+                 detail={"file": path.name, "sha256": digest, "rows": len(frame), "added": added,
+                         "already_present": already, "quarantined": int(bad.sum()), "reasons": counts})
+    return report
+
+
+def ingest_labels(settings: Settings, store: Store, actor: User, *, path: Path) -> IngestReport:
+    """Add outcomes that arrived after the predictions (encounter_id, outcome[, model_name][, labelled_at])."""
+    require(actor, Permission.SUBMIT_MODELS)
+    frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
+    _refuse_file(frame, [KEY, OUTCOME], False, f"label file {path.name}")
+    reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    keys = frame[KEY].astype("string").str.strip()
+    _flag(reasons, keys.isna() | (keys == ""), "encounter key is empty")
+    outcome = _booleans(frame[OUTCOME])
+    _flag(reasons, outcome.isna(), "outcome is not 0 or 1")
+    _flag(reasons, keys.duplicated(keep="first") & keys.notna(), "encounter appears more than once in this file")
+    labelled = (pd.to_datetime(frame["labelled_at"], errors="coerce", utc=True).dt.tz_localize(None)
+                if "labelled_at" in frame else pd.Series(utc_now(), index=frame.index))
+    _flag(reasons, labelled.isna(), "labelled_at is not a date and time")
+    candidates = pd.DataFrame({"row": frame.index, KEY: keys.astype(str), "outcome": outcome.astype("Int64"),
+                               "labelled_at": labelled, "wanted_model": frame.get("model_name")})
+    digest = _sha256(path)
+    with store.transaction() as cur:
+        cur.register("candidate_labels", candidates[reasons.isna().to_numpy()])
+        matched = cur.execute(
+            "SELECT c.row, p.model_name, CAST(c.outcome AS INTEGER) AS outcome, c.labelled_at, l.outcome AS known "
+            "FROM candidate_labels c JOIN prediction_log p ON p.encounter_id = c.encounter_id "
+            "AND (c.wanted_model IS NULL OR p.model_name = c.wanted_model) "
+            "LEFT JOIN outcome_labels l ON l.model_name = p.model_name AND l.encounter_id = c.encounter_id").df()
+        _flag(reasons, frame.index.isin(candidates["row"][reasons.isna().to_numpy()])
+              & ~frame.index.isin(matched["row"]), "no prediction with this encounter key")
+        conflict = matched["known"].notna() & (matched["known"] != matched["outcome"])
+        _flag(reasons, frame.index.isin(matched.loc[conflict, "row"]), "outcome differs from the one already recorded")
+        fresh = matched[matched["known"].isna() & matched["row"].isin(frame.index[reasons.isna()])]
+        fresh = fresh.assign(encounter_id=keys[fresh["row"]].astype(str).to_numpy())
+        cur.register("fresh_labels", fresh)
+        cur.execute("INSERT INTO outcome_labels SELECT model_name, encounter_id, outcome, labelled_at "
+                    "FROM fresh_labels ON CONFLICT DO NOTHING")
+        already = int((matched["known"].notna() & ~conflict).sum())
+        return _finish(cur, actor, path, digest, "labels", None, None, frame, reasons, already)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from core.cli import _emit, _operator, _settings
 
+if TYPE_CHECKING:
+    from core.services.promotion import Finding
 
-def _report(args: argparse.Namespace, findings: list, title: str) -> int:  # type: ignore[type-arg]
+
+def _report(args: argparse.Namespace, findings: list[Finding], title: str) -> int:
     problems = [f for f in findings if f.problem]
     lines = [title] + [f"  {'PROBLEM' if f.problem else 'ok'}  {f.message}" for f in findings]
     if not findings:

@@ -65,7 +65,7 @@ class Signature:
 
     @property
     def role_label(self) -> str:
-        return str(ROLE_LABELS.get(self.role, self.role))  # type: ignore[call-overload]
+        return next((label for role, label in ROLE_LABELS.items() if role == self.role), self.role)
 
     def manifestation(self) -> str:
         """Printed name, role, UTC date and time, and the meaning (21 CFR 11.50), with what was signed."""

@@ -150,6 +150,14 @@ def set_user_active(store: Store, actor: User, username: str, active: bool) -> N
                      target=username)
 
 
+def _account_row(cur: Any, username: str) -> dict[str, Any] | None:
+    """The account's stored row (hash included), read inside the caller's transaction."""
+    rel = cur.execute("SELECT * FROM users WHERE username = ?", [username])
+    names = [d[0] for d in rel.description or []]
+    fetched = rel.fetchone()
+    return dict(zip(names, fetched, strict=False)) if fetched else None
+
+
 def authenticate(store: Store, policy: LoginPolicy, username: str, password: str,
                  *, now: datetime | None = None) -> Session:
     """Check a login; on success return a fresh Session, else raise AuthenticationFailed."""
@@ -157,10 +165,7 @@ def authenticate(store: Store, policy: LoginPolicy, username: str, password: str
     failure = AuthenticationFailed(LOGIN_FAILED.format(minutes=policy.lockout_minutes))
     username = username.strip().lower()[:64]
     with store.transaction() as cur:
-        rel = cur.execute("SELECT * FROM users WHERE username = ?", [username])
-        names = [d[0] for d in rel.description or []]
-        fetched = rel.fetchone()
-        row = dict(zip(names, fetched, strict=False)) if fetched else None
+        row = _account_row(cur, username)
         if row is None or not row["active"]:
             _password_matches(_dummy_hash(), password)
             reason = "unknown user" if row is None else "account disabled"
@@ -194,10 +199,7 @@ def confirm_identity(store: Store, policy: LoginPolicy, signer: User, username: 
     failure = AuthenticationFailed(SIGNATURE_FAILED.format(attempts=policy.max_failed_logins))
     given = username.strip().lower()[:64]
     with store.transaction() as cur:
-        rel = cur.execute("SELECT * FROM users WHERE username = ?", [signer.username])
-        names = [d[0] for d in rel.description or []]
-        fetched = rel.fetchone()
-        row = dict(zip(names, fetched, strict=False)) if fetched else None
+        row = _account_row(cur, signer.username)
         if row is None or not row["active"] or given != signer.username:
             _password_matches(_dummy_hash(), password)
             record_event(cur, actor=signer.username, action="signature_failed",

@@ -23,11 +23,12 @@ from core.config import Settings
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.domain.models import STATUS_TAG
+from core.domain.signoff import Signature
 from core.errors import NotFound, ValidationError
 from core.services.alerts import raise_alert, resolve_alerts
 from core.services.audit import SYSTEM_ACTOR, record_event
 from core.services.auth import LoginPolicy, confirm_identity
-from core.services.signoff import sign_off_state
+from core.services.signoff import MAX_RATIONALE, sign_off_state, store_signature
 
 WATCHED_ALIASES = ("production", "previous")
 OUT_OF_BAND_RULE = "alias_moved_out_of_band"
@@ -217,20 +218,13 @@ def roll_back(settings: Settings, store: Store, registry: Registry, signer: User
 
 def _rollback_signature(store: Store, signer: User, model: str, current: int, target: int, rationale: str,
                         artifact: str) -> str:
-    from core.services.signoff import MAX_RATIONALE
-
-    signature_id = uuid.uuid4().hex
-    meaning = f"Rolled back {model} to v{target}: v{current} withdrawn from clinical use"
+    """The rollback's own signature, on the version put back (no card or evaluation: it is a safety act)."""
+    signature = Signature(uuid.uuid4().hex, model, target, "rollback", "rollback", signer.username, signer.full_name,
+                          signer.role, f"Rolled back {model} to v{target}: v{current} withdrawn from clinical use",
+                          rationale.strip()[:MAX_RATIONALE], utc_now(), None, None, None, artifact, "rollback")
     with store.transaction() as cur:
-        cur.execute("INSERT INTO signatures VALUES (?, ?, ?, 'rollback', 'rollback', ?, ?, ?, ?, ?, ?, NULL, NULL, "
-                    "NULL, ?, 'rollback', '[]')",
-                    [signature_id, model, target, signer.username, signer.full_name, signer.role, meaning,
-                     rationale.strip()[:MAX_RATIONALE], utc_now(), artifact])
-        record_event(cur, actor=signer.username, action="signed", model=model, version=target,
-                     detail={"signature": signature_id, "decision": "rollback", "meaning": meaning,
-                             "rationale": rationale.strip(), "withdrawn_version": current,
-                             "artifact_sha256": artifact})
-    return signature_id
+        store_signature(cur, signature, "signed", withdrawn_version=current)
+    return signature.id
 
 
 # -- reconcile and checks ------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from core.adapters.registry import Registry
-from core.adapters.store import Store
+from core.adapters.store import Cursor, Store
 from core.config import Settings
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
@@ -213,6 +213,21 @@ def _check_request(request: SignatureRequest, signer: User, state: SignOffState,
                               "one person signs a version once.")
 
 
+def store_signature(cur: Cursor, signature: Signature, action: str, **extra: Any) -> None:
+    """Write a signature and its audit row in the caller's transaction (the audit row repeats what was
+    signed, so the chain holds it even if the signatures table were tampered with)."""
+    cur.execute("INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [signature.id, signature.model, signature.version, signature.kind, signature.decision,
+                 signature.signer, signature.full_name, signature.role, signature.meaning, signature.rationale,
+                 signature.signed_at, signature.evaluation_id, signature.evaluation_sha256, signature.card_sha256,
+                 signature.artifact_sha256, signature.policy, json.dumps(list(signature.criteria))])
+    record_event(cur, actor=signature.signer, action=action, model=signature.model, version=signature.version,
+                 detail={"signature": signature.id, "decision": signature.decision, "meaning": signature.meaning,
+                         "rationale": signature.rationale, "card_sha256": signature.card_sha256,
+                         "evaluation_sha256": signature.evaluation_sha256, "criteria": list(signature.criteria),
+                         "artifact_sha256": signature.artifact_sha256, "policy": signature.policy, **extra})
+
+
 def _write(store: Store, signer: User, request: SignatureRequest, state: SignOffState, *, kind: str,
            decision: str, action: str) -> Signature:
     signature = Signature(uuid.uuid4().hex, state.model, state.version, kind, decision, signer.username,
@@ -222,16 +237,7 @@ def _write(store: Store, signer: User, request: SignatureRequest, state: SignOff
                           tuple(request.criteria))
     try:
         with store.transaction() as cur:
-            cur.execute("INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [signature.id, signature.model, signature.version, kind, decision, signer.username,
-                         signer.full_name, signer.role, signature.meaning, signature.rationale, signature.signed_at,
-                         signature.evaluation_id, signature.evaluation_sha256, signature.card_sha256,
-                         signature.artifact_sha256, signature.policy, json.dumps(list(signature.criteria))])
-            record_event(cur, actor=signer.username, action=action, model=state.model, version=state.version,
-                         detail={"signature": signature.id, "decision": decision, "meaning": signature.meaning,
-                                 "rationale": signature.rationale, "card_sha256": signature.card_sha256,
-                                 "evaluation_sha256": signature.evaluation_sha256, "criteria": list(request.criteria),
-                                 "artifact_sha256": signature.artifact_sha256, "policy": signature.policy})
+            store_signature(cur, signature, action)
     except duckdb.ConstraintException as exc:
         raise ValidationError(f"{signer.full_name} has already signed {state.model} v{state.version} as it stands; "
                               "one person signs a version once.") from exc

@@ -3,6 +3,9 @@ short-lived read models so a page renders from memory, not from MLflow."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pandas as pd
 import streamlit as st
 
 from core.adapters.registry import Registry
@@ -11,7 +14,8 @@ from core.config import Settings, load_settings
 from core.domain.access import User
 from core.domain.model_card import ModelCard
 from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
-from core.services import catalog, model_card, promotion, review
+from core.services import catalog, model_card, monitoring, promotion, review
+from core.services.drift_report import DriftReport
 from core.services.installation import InstallationFacts, installation_facts, open_registry, open_store
 
 READ_TTL_S = 30
@@ -125,6 +129,29 @@ def _threshold_view(viewer: User, home: str, evaluation_id: str, threshold: floa
 def threshold_view(viewer: User, evaluation_id: str, *, threshold: float, min_n: int, attribute_set: str,
                    outcome: str) -> review.ThresholdView | None:
     return _threshold_view(viewer, str(settings().home), evaluation_id, threshold, min_n, attribute_set, outcome)
+
+
+# -- monitoring -------------------------------------------------------------------------------------------------------
+@st.cache_data(ttl=CARD_TTL_S, show_spinner="Reading the window's predictions…", max_entries=8)
+def _window_inputs(viewer: User, home: str, model: str, version: int, start: datetime,
+                   end: datetime) -> monitoring.WindowComparison:
+    return monitoring.window_comparison(store(), registry(), viewer, model, version, start, end)
+
+
+def window_inputs(viewer: User, model: str, version: int, start: datetime,
+                  end: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    found = _window_inputs(viewer, str(settings().home), model, version, start, end)
+    return found.reference, found.current
+
+
+@st.cache_data(ttl=CARD_TTL_S, show_spinner=False, max_entries=4)
+def _evidently_report(viewer: User, home: str, model: str, version: int, start: datetime,
+                      end: datetime) -> DriftReport:
+    return monitoring.window_drift_report(_window_inputs(viewer, home, model, version, start, end))
+
+
+def evidently_report(viewer: User, model: str, version: int, start: datetime, end: datetime) -> DriftReport:
+    return _evidently_report(viewer, str(settings().home), model, version, start, end)
 
 
 def clear_reads() -> None:

@@ -30,6 +30,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("compare.py", "Compare", ":material/compare_arrows:", Permission.VIEW_REGISTRY),
     PageSpec("sign_off.py", "Sign-off", ":material/approval:", Permission.VIEW_REGISTRY),
     PageSpec("production.py", "Production log", ":material/monitor_heart:", Permission.VIEW_PRODUCTION_LOG),
+    PageSpec("monitoring.py", "Monitoring", ":material/query_stats:", Permission.VIEW_PRODUCTION_LOG),
+    PageSpec("alerts.py", "Alerts", ":material/notifications:", Permission.VIEW_PRODUCTION_LOG),
     PageSpec("access_log.py", "Audit log", ":material/policy:", Permission.VIEW_AUDIT_LOG),
     PageSpec("version_history.py", "Version history", ":material/history:", Permission.VIEW_AUDIT_LOG),
     PageSpec("users.py", "Users", ":material/group:", Permission.MANAGE_USERS),

@@ -33,3 +33,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 $PY bench/page_render.py "http://127.0.0.1:$PORT"
+echo
+echo "== Monitoring the demo's 90 days: ModelBoard's monitor vs evidently's Report on the same windows =="
+kill $SERVER 2>/dev/null || true
+PYTHONPATH=. $PY bench/monitoring.py

@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument("file", help="FILE.csv or FILE.parquet")
     labels.set_defaults(func=_lazy("core.cli_monitoring", "cmd_ingest_labels"))
 
+    monitor = command("monitor", "compute every monitoring window not yet computed (drift, score drift, estimated "
+                                 "and realised performance), raise alerts by the use case's rules; safe from cron")
+    monitor.set_defaults(func=_lazy("core.cli_monitoring", "cmd_monitor"))
+
     audit = command("audit", "verify the audit trail, answer 'which version held production at T', export evidence")
     audit.add_argument("action", choices=["verify", "as-of", "export"])
     audit.add_argument("--model", help="registered model name (as-of, export)")

@@ -32,3 +32,19 @@ def cmd_ingest_labels(args: argparse.Namespace) -> int:
     report = ingest_labels(settings, open_store(settings), _operator(), path=Path(args.file))
     _emit(args, asdict(report), report.sentence)
     return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from core.services.installation import open_registry, open_store
+    from core.services.monitoring import run_monitor
+
+    settings = _settings(args)
+    run = run_monitor(settings, open_store(settings), open_registry(settings), _operator())
+    lines = [f"Monitoring run {run.id[:8]}: {len(run.windows)} window(s) computed, "
+             f"{sum(b.new for b in run.alerts)} new alert(s), {len(run.alerts)} rule breach(es)."]
+    lines += [f"  {b.severity:<8} {b.model} v{b.version} {b.window_start[:10]} {b.rule}"
+              + ("" if b.new else " (alert already open)") for b in run.alerts]
+    lines += [f"  skipped {reason}" for reason in run.skipped]
+    lines += [f"  webhook {n['host']}: {'delivered' if n['ok'] else n['error']}" for n in run.notifications]
+    _emit(args, run.as_json(), "\n".join(lines))
+    return 0

@@ -31,6 +31,7 @@ class Settings:
     store_lock_timeout_s: float = 15.0
     max_upload_mb: int = 200
     extra_skops_types: tuple[str, ...] = ()  # types an administrator reviewed and allows beyond the built-in list
+    alert_webhook_url: str | None = None  # new monitoring alerts are POSTed here as JSON, if set
 
     @property
     def store_path(self) -> Path:
@@ -86,7 +87,16 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: Path | None = N
         store_lock_timeout_s=_positive_number(env, "MODELBOARD_LOCK_TIMEOUT_S", 15.0),
         max_upload_mb=int(_positive_number(env, "MODELBOARD_MAX_UPLOAD_MB", 200)),
         extra_skops_types=_type_names(env, "MODELBOARD_SKOPS_TRUSTED_TYPES"),
+        alert_webhook_url=_webhook(env.get("MODELBOARD_ALERT_WEBHOOK_URL")),
     )
+
+
+def _webhook(raw: str | None) -> str | None:
+    if not raw or not raw.strip():
+        return None
+    from core.adapters.webhook import check_webhook_url
+
+    return check_webhook_url(raw)
 
 
 def _type_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -26,6 +26,8 @@ def _progress(step: str, fraction: float) -> None:
 
 def main(argv: list[str]) -> int:
     quiet_mlflow()
+    if argv[:1] == ["reference"]:
+        return _reference(argv[1:])
     if len(argv) != 1 or not re.fullmatch(r"[0-9a-f]{32}", argv[0]):
         print("error: usage: python -m core.worker EVALUATION_ID (32 hex digits)", file=sys.stderr)
         return 2
@@ -63,6 +65,30 @@ def _check_loadable(settings: Settings, store: Store, registry: Registry, evalua
         store.execute("UPDATE evaluations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
                       [str(exc)[:2000], utc_now(), evaluation_id])
         raise
+
+
+def _reference(argv: list[str]) -> int:
+    """python -m core.worker reference MODEL VERSION: score the evaluation dataset logged with a version
+    ModelBoard never evaluated, so monitoring has reference data for it."""
+    from core.domain.model_safety import check_loadable
+    from core.errors import ModelBoardError
+    from core.services.evaluation import worker_user
+    from core.services.installation import open_registry, open_store
+    from core.services.monitoring_reference import score_logged_evaluation_set
+
+    if len(argv) != 2 or not argv[1].isdigit():
+        print("error: usage: python -m core.worker reference MODEL VERSION", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    model, version = argv[0], int(argv[1])
+    try:
+        store, registry = open_store(settings), open_registry(settings)
+        check_loadable(registry.model_flavors(model, version), f"{model} v{version}", settings.extra_skops_types)
+        score_logged_evaluation_set(settings, store, registry, worker_user(), model, version)
+    except ModelBoardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

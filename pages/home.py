@@ -13,6 +13,7 @@ from core.errors import ModelBoardError
 from core.services.alerts import acknowledge, open_alerts
 from core.services.audit import failed_logins_since
 from core.services.auth import locked_accounts
+from core.services.monitoring import last_run
 
 session = state.viewer()
 user = session.user
@@ -45,6 +46,11 @@ if can(user, Permission.VIEW_AUDIT_LOG):
             icon=":material/policy:")
 
 st.subheader("Alerts")
+if can(user, Permission.VIEW_PRODUCTION_LOG):
+    run = last_run(cache.store(), user)
+    st.caption("Monitoring has never run." if run is None else
+               f"Monitoring last ran {run['finished_at']:%Y-%m-%d %H:%M} UTC: {run['summary'].get('windows', 0)} "
+               f"window(s) computed, {run['summary'].get('alerts_raised', 0)} new alert(s).")
 alerts = open_alerts(cache.store(), user)
 if not alerts:
     st.success("No open alert.", icon=":material/check_circle:")
@@ -52,7 +58,10 @@ for alert in alerts:
     with st.container(border=True):
         icon = ":material/error:" if alert.severity == "critical" else ":material/warning:"
         st.markdown(f"{icon} **{alert.severity.capitalize()}: {alert.title}**")
-        st.write(alert.message)
+        st.write(plain(alert.message))
+        if can(user, Permission.VIEW_PRODUCTION_LOG):
+            st.page_link(page_file("alerts.py"), label="Open the alert and its evidence",
+                         icon=":material/arrow_forward:", query_params={"alert": alert.id})
         st.caption(f"Raised {alert.raised_at:%Y-%m-%d %H:%M} UTC · {alert.status}"
                    + (f" by {alert.acknowledged_by}: {plain(alert.acknowledgement or '')}" if alert.acknowledged_by
                       else ""))

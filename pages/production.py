@@ -36,5 +36,5 @@ fig.update_layout(title="Daily alerts, outcomes and predicted risk", yaxis_title
                   legend={"orientation": "h"})
 st.plotly_chart(fig, width="stretch")
 st.caption("If the flagged share climbs while the outcome rate stays flat, the model's inputs may have "
-           "shifted (for example a lab changing its assay). Drift alerts come with monitoring.")
+           "shifted (for example a lab changing its assay): the Monitoring page tests that per input and week.")
 st.dataframe(daily, hide_index=True, width="stretch")

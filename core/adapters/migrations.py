@@ -333,4 +333,106 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        9,
+        "monitoring: reference data per version, computed windows, per-feature drift, subgroups, runs",
+        (
+            """
+            CREATE TABLE monitoring_references (
+                model_name    VARCHAR NOT NULL,
+                model_version INTEGER NOT NULL,
+                source        VARCHAR NOT NULL,
+                evaluation_id VARCHAR,
+                rows          INTEGER NOT NULL,
+                threshold     DOUBLE NOT NULL,
+                auroc         DOUBLE,
+                sensitivity   DOUBLE,
+                ppv           DOUBLE,
+                path          VARCHAR NOT NULL,
+                sha256        VARCHAR NOT NULL,
+                created_at    TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_name, model_version)
+            )
+            """,
+            """
+            CREATE TABLE monitoring_windows (
+                model_name      VARCHAR NOT NULL,
+                model_version   INTEGER NOT NULL,
+                granularity     VARCHAR NOT NULL,
+                window_start    TIMESTAMP NOT NULL,
+                window_end      TIMESTAMP NOT NULL,
+                predictions     INTEGER NOT NULL,
+                labelled        INTEGER NOT NULL,
+                fingerprint     VARCHAR NOT NULL,
+                run_id          VARCHAR NOT NULL,
+                computed_at     TIMESTAMP NOT NULL,
+                judged          BOOLEAN NOT NULL,
+                n_features      INTEGER,
+                n_drifted       INTEGER,
+                drifted_share   DOUBLE,
+                score_psi       DOUBLE,
+                mean_score      DOUBLE,
+                flagged_share   DOUBLE,
+                est_auroc       DOUBLE,
+                est_sensitivity DOUBLE,
+                est_ppv         DOUBLE,
+                auroc           DOUBLE, auroc_lo DOUBLE, auroc_hi DOUBLE,
+                sensitivity     DOUBLE, sensitivity_lo DOUBLE, sensitivity_hi DOUBLE,
+                ppv             DOUBLE, ppv_lo DOUBLE, ppv_hi DOUBLE,
+                observed_rate   DOUBLE,
+                oe_ratio        DOUBLE, oe_lo DOUBLE, oe_hi DOUBLE,
+                breaches        JSON NOT NULL,
+                PRIMARY KEY (model_name, model_version, granularity, window_start)
+            )
+            """,
+            """
+            CREATE TABLE monitoring_feature_drift (
+                model_name    VARCHAR NOT NULL,
+                model_version INTEGER NOT NULL,
+                granularity   VARCHAR NOT NULL,
+                window_start  TIMESTAMP NOT NULL,
+                column_name   VARCHAR NOT NULL,
+                role          VARCHAR NOT NULL,
+                kind          VARCHAR NOT NULL,
+                stattest      VARCHAR NOT NULL,
+                score         DOUBLE,
+                threshold     DOUBLE NOT NULL,
+                drifted       BOOLEAN NOT NULL,
+                reference_mean DOUBLE,
+                current_mean  DOUBLE,
+                PRIMARY KEY (model_name, model_version, granularity, window_start, column_name)
+            )
+            """,
+            """
+            CREATE TABLE monitoring_subgroups (
+                model_name      VARCHAR NOT NULL,
+                model_version   INTEGER NOT NULL,
+                granularity     VARCHAR NOT NULL,
+                window_start    TIMESTAMP NOT NULL,
+                attribute       VARCHAR NOT NULL,
+                subgroup        VARCHAR NOT NULL,
+                n               INTEGER NOT NULL,
+                positives       INTEGER NOT NULL,
+                sensitivity     DOUBLE, sensitivity_lo DOUBLE, sensitivity_hi DOUBLE,
+                est_sensitivity DOUBLE,
+                reference_sensitivity DOUBLE,
+                PRIMARY KEY (model_name, model_version, granularity, window_start, attribute, subgroup)
+            )
+            """,
+            """
+            CREATE TABLE monitoring_runs (
+                id          VARCHAR PRIMARY KEY,
+                actor       VARCHAR NOT NULL,
+                started_at  TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                windows     INTEGER NOT NULL DEFAULT 0,
+                alerts      INTEGER NOT NULL DEFAULT 0,
+                summary     JSON
+            )
+            """,
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -39,6 +39,7 @@ class Permission(Enum):
     ROLL_BACK = "roll the production model back to the previous version"
     HANDLE_ALERTS = "acknowledge alerts"
     RECONCILE = "reconcile the registry with the governance store"
+    RUN_MONITORING = "run production monitoring"
 
 
 # Auditors and administrators never sign: an auditor checks the record, an administrator runs the system.
@@ -52,7 +53,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     "data_scientist": frozenset(
         {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS,
-         Permission.EDIT_MODEL_CARD, Permission.SIGN_OFF, Permission.HANDLE_ALERTS}
+         Permission.EDIT_MODEL_CARD, Permission.SIGN_OFF, Permission.HANDLE_ALERTS, Permission.RUN_MONITORING}
     ),
     "auditor": frozenset(
         {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}
@@ -68,6 +69,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EDIT_MODEL_CARD,
             Permission.HANDLE_ALERTS,
             Permission.RECONCILE,
+            Permission.RUN_MONITORING,
         }
     ),
 }

@@ -20,6 +20,7 @@ STATUS_LABELS: dict[str, str] = {
     "changes_requested": "Changes requested",
     "retired": "Retired (replaced in production; kept as alias 'previous')",
     "rolled_back": "Withdrawn from clinical use (rolled back)",
+    "review_required": "In clinical use, review required (a critical monitoring alert is open)",
 }
 
 # Run metrics shown in version tables, in the order clinicians read them.

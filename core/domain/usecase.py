@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.domain.monitoring_policy import MonitoringPolicy, parse_monitoring
+from core.domain.monitoring_policy import policy_document as monitoring_document
 from core.domain.policy import PromotionPolicy, parse_policy
 from core.domain.policy import to_document as policy_document
 from core.errors import ValidationError
@@ -44,6 +46,7 @@ class UseCase:
     sensitive_attributes: tuple[str, ...]
     criteria: PerformanceCriteria = field(default_factory=PerformanceCriteria)
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
+    monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
     version: int = 0  # assigned by the store on import
 
     def plain_criteria(self) -> list[str]:
@@ -117,18 +120,20 @@ def parse_use_case(raw: Any) -> UseCase:
     if not isinstance(label, str) or not label.strip():
         problems.append("label is required: the column of the evaluation data that holds the outcome (0/1)")
     known = set(TEXT_FIELDS) | {"name", "threshold", "models", "label", "sensitive_attributes", "criteria", "version",
-                                   "promotion"}
+                                   "promotion", "monitoring"}
     problems += [f"{k} is not a known field" for k in raw if k not in known]
     models = _names(raw.get("models"), "models", problems)
     sensitive = _names(raw.get("sensitive_attributes"), "sensitive_attributes", problems)
     criteria = _criteria(raw.get("criteria"), problems)
     promotion = parse_policy(raw.get("promotion"), problems)
+    monitoring = parse_monitoring(raw.get("monitoring"), problems)
     if problems:
         raise ValidationError("use case not accepted: " + "; ".join(problems))
     return UseCase(name=name, title=raw["title"].strip(), intended_use=raw["intended_use"].strip(),
                    target_population=raw["target_population"].strip(), outcome=raw["outcome"].strip(),
                    threshold=float(threshold), models=models, label=str(label).strip(),
-                   sensitive_attributes=sensitive, criteria=criteria, promotion=promotion)
+                   sensitive_attributes=sensitive, criteria=criteria, promotion=promotion,
+                   monitoring=monitoring)
 
 
 def to_document(use_case: UseCase) -> dict[str, Any]:
@@ -139,4 +144,5 @@ def to_document(use_case: UseCase) -> dict[str, Any]:
             "intended_use": use_case.intended_use, "target_population": use_case.target_population,
             "outcome": use_case.outcome, "threshold": use_case.threshold, "label": use_case.label,
             "models": list(use_case.models), "sensitive_attributes": list(use_case.sensitive_attributes),
-            "criteria": criteria, "promotion": policy_document(use_case.promotion)}
+            "criteria": criteria, "promotion": policy_document(use_case.promotion),
+            "monitoring": monitoring_document(use_case.monitoring)}

@@ -114,3 +114,31 @@ def acknowledge(store: Store, actor: User, alert_id: str, note: str) -> None:
                     "acknowledgement = ? WHERE id = ?", [actor.username, utc_now(), note, alert_id])
         record_event(cur, actor=actor.username, action="alert_acknowledged", model=row[0], version=row[1],
                      detail={"alert": alert_id, "rule": row[3], "note": note})
+
+
+def resolve(store: Store, actor: User, alert_id: str, note: str) -> None:
+    """A person closes an alert whose cause has been dealt with (audited, with what was done). A breach found
+    again later raises a new alert, so resolving never silences monitoring."""
+    require(actor, Permission.HANDLE_ALERTS)
+    note = note.strip()
+    if not 5 <= len(note) <= 2000:
+        raise ValidationError("say in a sentence (5–2,000 characters) what was done about the cause")
+    with store.transaction() as cur:
+        row = cur.execute("SELECT model_name, model_version, status, rule FROM alerts WHERE id = ?",
+                          [alert_id]).fetchone()
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        if row[2] == "resolved":
+            raise ValidationError("this alert is already resolved")
+        cur.execute("UPDATE alerts SET status = 'resolved', resolved_by = ?, resolved_at = ?, resolution = ? "
+                    "WHERE id = ?", [actor.username, utc_now(), note, alert_id])
+        record_event(cur, actor=actor.username, action="alert_resolved", model=row[0], version=row[1],
+                     detail={"alert": alert_id, "rule": row[3], "resolution": note})
+
+
+def get_alert(store: Store, viewer: User, alert_id: str) -> Alert:
+    require(viewer, Permission.VIEW_REGISTRY)
+    row = store.query_one("SELECT * FROM alerts WHERE id = ?", [alert_id])
+    if row is None:
+        raise NotFound(f"no alert {alert_id}: it may have been raised on another installation")
+    return _alert(row)

@@ -86,7 +86,8 @@ def _home_is_replaceable(settings: Settings) -> None:
 def _wipe(home: Path) -> None:
     for name in ("governance.duckdb", "governance.duckdb.wal", "mlflow.db"):
         (home / name).unlink(missing_ok=True)
-    shutil.rmtree(home / "artifacts", ignore_errors=True)
+    for folder in ("artifacts", "monitoring", "incoming"):
+        shutil.rmtree(home / folder, ignore_errors=True)
 
 
 def _git_commit() -> str | None:
@@ -100,8 +101,10 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: Progress | None = None) -> DemoSummary:
-    """Wipe MODELBOARD_HOME (only if it is empty or a demo) and build the demo in it."""
+def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: Progress | None = None,
+               monitor: bool = True) -> DemoSummary:
+    """Wipe MODELBOARD_HOME (only if it is empty or a demo) and build the demo in it; with `monitor`, run
+    monitoring over the production log as cron would have (tests that never look at it skip the ~15 s)."""
     _home_is_replaceable(settings)
     from data.cohort import cohort_digest, generate_icu_cohort, generate_readmission_cohort
     from data.production import generate_production_log
@@ -143,6 +146,13 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
     for path in sorted(USE_CASE_DIR.glob("*.yaml")):
         import_use_case(store, operator, path.read_text(encoding="utf-8"))
     _write_card_narratives(store, operator)
+    if monitor:
+        say("Running monitoring over the 90 days…")
+        from core.services.installation import open_registry
+        from core.services.monitoring import run_monitor
+
+        run_monitor(settings, store, open_registry(settings), operator)
+        lap("monitoring")
     digest = cohort_digest(cohort)
     log_digest = cohort_digest(log)
     with store.transaction() as cur:
@@ -179,6 +189,8 @@ def _create_users(store: Store, operator: User) -> None:
 
 
 SENSITIVE_COLUMNS = ("sex", "age_band", "race_ethnicity", "payer")
+LATE_DAYS = 7
+LATE_LABELS_FILE = "late-outcomes.csv"
 
 
 def _write_production_log(store: Store, log: pd.DataFrame, *, model_name: str, version: int) -> int:
@@ -202,6 +214,13 @@ def _write_production_log(store: Store, log: pd.DataFrame, *, model_name: str, v
         "outcome": log["outcome"].astype(int),
         "labelled_at": frame["predicted_at"] + pd.Timedelta(days=2),
     })
+    # The last week's outcomes have not been coded yet: they wait in a file for `ingest-labels`, so the demo
+    # shows a week judged on the estimate alone, and how the realised figures replace it.
+    late = (frame["predicted_at"] >= frame["predicted_at"].max().normalize() - pd.Timedelta(days=LATE_DAYS - 1))
+    late_file = store.path.parent / "incoming" / LATE_LABELS_FILE
+    late_file.parent.mkdir(parents=True, exist_ok=True)
+    labels[late.to_numpy()][["encounter_id", "outcome", "labelled_at"]].to_csv(late_file, index=False)
+    labels = labels[~late.to_numpy()]
     with store.transaction() as cur:
         cur.register("incoming_log", frame)
         cur.execute("INSERT INTO prediction_log SELECT * FROM incoming_log")

@@ -192,7 +192,7 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
         progress("Loading the model through MLflow", 0.1)
         uri = f"models:/{row['model_name']}/{row['model_version']}"
         model = mlflow.pyfunc.load_model(uri)
-        use_case = get_use_case(store, _worker_user(), row["use_case"], int(row["use_case_version"]))
+        use_case = get_use_case(store, worker_user(), row["use_case"], int(row["use_case_version"]))
         result, score = compute(frame, model, request, lambda o, t: assess(use_case, o, t), progress,
                                 raw_model=_raw_sklearn_model(model, uri))
         result |= {"model": row["model_name"], "version": int(row["model_version"]),
@@ -249,7 +249,7 @@ def _raw_sklearn_model(model: Any, uri: str) -> Any:
     return mlflow.sklearn.load_model(uri)
 
 
-def _worker_user() -> Any:
+def worker_user() -> Any:
     from core.domain.access import User
 
     return User(username=WORKER, full_name="ModelBoard evaluation worker", role="auditor")
@@ -279,4 +279,5 @@ def _publish(registry: Registry, model: str, version: int, result: dict[str, Any
     run_id = registry.get_version(model, version).summary.run_id
     if run_id:
         registry.client.log_dict(run_id, result, "modelboard/evaluation.json")
-    registry.client.set_model_version_tag(model, str(version), STATUS_TAG, "in_review")
+    if registry.version_for_alias(model, "production") != version:  # re-evaluating production changes no status
+        registry.client.set_model_version_tag(model, str(version), STATUS_TAG, "in_review")

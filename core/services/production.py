@@ -1,6 +1,6 @@
 """Reading the production prediction log: daily volume, alert rate and outcomes.
 
-A first look at production; drift statistics and alerts come with monitoring.
+The raw daily view; drift, performance per window and alerts are in core/services/monitoring.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import yaml
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
+from core.domain.monitoring_policy import AlertRule, MonitoringPolicy
 from core.domain.policy import PromotionPolicy
 from core.domain.signoff import SignerRequirement
 from core.domain.usecase import PerformanceCriteria, UseCase, parse_use_case, to_document
@@ -42,7 +43,13 @@ def _from_row(row: dict[str, Any]) -> UseCase:
         signoff_valid_days=int(stored_policy["signoff_valid_days"]),
         require_complete_card=bool(stored_policy["require_complete_card"]),
         exception_roles=tuple(stored_policy["exception_roles"]))
-    return UseCase(criteria=criteria, promotion=policy, **data | {"version": int(row["version"])})
+    stored_monitoring = data.pop("monitoring", None)  # likewise for use cases stored before monitoring rules
+    monitoring = MonitoringPolicy() if stored_monitoring is None else MonitoringPolicy(
+        window=stored_monitoring["window"], rules=tuple(AlertRule(**r) for r in stored_monitoring["rules"]),
+        min_window_predictions=int(stored_monitoring["min_window_predictions"]),
+        min_subgroup_positives=int(stored_monitoring["min_subgroup_positives"]))
+    return UseCase(criteria=criteria, promotion=policy, monitoring=monitoring,
+                   **data | {"version": int(row["version"])})
 
 
 def _definition(use_case: UseCase) -> str:

@@ -107,7 +107,8 @@ def test_roles_are_enforced_in_core(store: Store, clinician: User) -> None:
     ("clinician", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SIGN_OFF,
                    Permission.ROLL_BACK, Permission.HANDLE_ALERTS}),
     ("data_scientist", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.SUBMIT_MODELS,
-                        Permission.EDIT_MODEL_CARD, Permission.SIGN_OFF, Permission.HANDLE_ALERTS}),
+                        Permission.EDIT_MODEL_CARD, Permission.SIGN_OFF, Permission.HANDLE_ALERTS,
+                        Permission.RUN_MONITORING}),
     # Auditors and administrators never sign or roll back.
     ("auditor", {Permission.VIEW_REGISTRY, Permission.VIEW_PRODUCTION_LOG, Permission.VIEW_AUDIT_LOG}),
     ("admin", set(Permission) - {Permission.SIGN_OFF, Permission.ROLL_BACK}),

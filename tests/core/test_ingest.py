@@ -27,7 +27,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from core.services.demo import build_demo
 
     settings = load_settings(env={}, home=tmp_path_factory.mktemp("ingest") / "home")
-    build_demo(settings, command_line_operator("pytest"), seed=7)
+    build_demo(settings, command_line_operator("pytest"), seed=7, monitor=False)
     return settings
 
 

@@ -51,7 +51,7 @@ PASSWORDS = {username: password for username, _name, _role, password in DEMO_USE
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """This module's own demo: v1 in production, v2 evaluated by the real worker."""
     settings = load_settings(env={}, home=tmp_path_factory.mktemp("promotion") / "home")
-    build_demo(settings, OPERATOR, seed=7)
+    build_demo(settings, OPERATOR, seed=7, monitor=False)
     submit_version(settings, open_store(settings), open_registry(settings), OPERATOR,
                    SubmissionRequest(MODEL, CANDIDATE))
     return settings

@@ -40,7 +40,7 @@ DEMO_YAML = Path(__file__).resolve().parents[2] / "data" / "usecases" / "sepsis-
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A demo of this module's own, with sepsis-icu v2 evaluated by the real worker."""
     settings = load_settings(env={}, home=tmp_path_factory.mktemp("signoff") / "home")
-    build_demo(settings, OPERATOR, seed=7)
+    build_demo(settings, OPERATOR, seed=7, monitor=False)
     submit_version(settings, open_store(settings), open_registry(settings), OPERATOR, SubmissionRequest(MODEL, VERSION))
     return settings
 

@@ -90,9 +90,13 @@ def settle(page: Page) -> None:
 
 def choose(page: Page, label: str, option: str) -> None:
     """Pick an option in a Streamlit selectbox identified by its label."""
-    box = page.locator("[data-testid='stSelectbox']").filter(has_text=label)
+    label_text = page.locator("[data-testid='stWidgetLabel']").get_by_text(label, exact=True)
+    box = page.locator("[data-testid='stSelectbox']").filter(has=label_text)
     for attempt in range(3):  # a rerun still in flight can close the list just opened
         settle(page)
+        # Streamlit shows its "running" widget only after a delay, so settle() can return while
+        # the previous run's box is still on screen beside the new one: wait until one is left.
+        expect(box).to_have_count(1, timeout=30_000)
         box.click()
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=5_000)

@@ -1,0 +1,146 @@
+"""What monitoring watches for a use case: the window and the alert rules (YAML section `monitoring`).
+
+Rules compare one window's figures with a limit. The performance rules act
+only when the whole 95 % interval is past the limit: a day of 200 admissions
+holds a dozen septic patients, and a point estimate alone would alert on noise
+every week — clinicians stop reading alerts that cry wolf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+Window = Literal["daily", "weekly"]
+WINDOWS: tuple[Window, ...] = ("daily", "weekly")
+SEVERITIES = ("critical", "warning", "info")
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One rule: `name` is also the alert's de-duplication key."""
+
+    name: str
+    threshold: float | None  # None: taken from the use case (subgroup sensitivity ← criteria.min_sensitivity)
+    severity: str
+
+    def sentence(self) -> str:
+        t = self.threshold
+        return {
+            "drifted_feature_share": f"More than {_pct(t)} of the model's inputs drifted from the reference data.",
+            "input_drift": (f"One input shifted strongly: its drift distance is above {t:g} (evidently flags a "
+                            "column from 0.1; a lab that changes its assay moves one input far)."),
+            "score_psi": f"The distribution of risk scores moved: population stability index above {t:g}.",
+            "auroc_drop": f"AUROC fell more than {t:g} below its value at sign-off (whole 95 % interval below).",
+            "subgroup_sensitivity": (f"Sensitivity in some patient group fell below {_pct(t)} (whole 99 % interval "
+                                     "below; a group already below it at sign-off must fall 5 points further)."),
+        }[self.name] + f" Severity: {self.severity}."
+
+
+def _pct(value: float | None) -> str:
+    return "the use case's minimum" if value is None else f"{value * 100:g} %"
+
+
+DEFAULT_RULES = (
+    AlertRule("drifted_feature_share", 0.30, "warning"),
+    AlertRule("input_drift", 0.25, "warning"),
+    AlertRule("score_psi", 0.20, "critical"),
+    AlertRule("auroc_drop", 0.05, "critical"),
+    AlertRule("subgroup_sensitivity", None, "critical"),
+)
+RULE_NAMES = tuple(r.name for r in DEFAULT_RULES)
+
+
+@dataclass(frozen=True)
+class MonitoringPolicy:
+    window: Window = "daily"
+    rules: tuple[AlertRule, ...] = DEFAULT_RULES
+    min_window_predictions: int = 50  # fewer predictions: the window is shown but no rule judges it
+    min_subgroup_positives: int = 20
+
+    def rule(self, name: str) -> AlertRule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    def with_minimum_sensitivity(self, minimum: float | None) -> MonitoringPolicy:
+        """Fill the subgroup rule's limit from the use case's criteria when the YAML left it out."""
+        rules = tuple(replace(r, threshold=minimum) if r.name == "subgroup_sensitivity" and r.threshold is None
+                      else r for r in self.rules)
+        return replace(self, rules=tuple(r for r in rules if r.threshold is not None))
+
+
+KNOWN_KEYS = {"window", "rules", "min_window_predictions", "min_subgroup_positives"}
+
+
+def parse_monitoring(raw: Any, problems: list[str]) -> MonitoringPolicy:
+    """Read the `monitoring` section; what is left out takes the defaults; problems are appended."""
+    if raw is None:
+        return MonitoringPolicy()
+    if not isinstance(raw, dict):
+        problems.append("monitoring must be a mapping, e.g. {window: daily, rules: {score_psi: {threshold: 0.2}}}")
+        return MonitoringPolicy()
+    problems += [f"monitoring.{k} is not a known setting (known: {', '.join(sorted(KNOWN_KEYS))})"
+                 for k in raw if k not in KNOWN_KEYS]
+    window = raw.get("window", "daily")
+    if window not in WINDOWS:
+        problems.append(f"monitoring.window must be daily or weekly, not {window!r}")
+        window = "daily"
+    counts = [_count(raw, key, default, problems) for key, default in
+              (("min_window_predictions", 50), ("min_subgroup_positives", 20))]
+    return MonitoringPolicy(window, _rules(raw.get("rules"), problems), counts[0], counts[1])
+
+
+def _count(raw: dict[str, Any], key: str, default: int, problems: list[str]) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        problems.append(f"monitoring.{key} must be a whole number from 1 to 1,000,000, not {value!r}")
+        return default
+    return value
+
+
+def _rules(raw: Any, problems: list[str]) -> tuple[AlertRule, ...]:
+    """Rules named in the YAML replace the defaults of the same name; `off: true` switches one off."""
+    if raw is None:
+        return DEFAULT_RULES
+    if not isinstance(raw, dict):
+        problems.append("monitoring.rules must map a rule name to {threshold, severity}, e.g. "
+                        "{score_psi: {threshold: 0.2, severity: critical}}")
+        return DEFAULT_RULES
+    out = {r.name: r for r in DEFAULT_RULES}
+    for name, spec in raw.items():
+        if name not in out:
+            problems.append(f"monitoring.rules.{name} is not a rule (known: {', '.join(RULE_NAMES)})")
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"monitoring.rules.{name} must be a mapping such as {{threshold: 0.2}}")
+            continue
+        if spec.get("off") is True:
+            out.pop(name)
+            continue
+        out[name] = _rule(name, spec, out[name], problems)
+    return tuple(out.values())
+
+
+def _rule(name: str, spec: dict[str, Any], default: AlertRule, problems: list[str]) -> AlertRule:
+    unknown = [k for k in spec if k not in ("threshold", "severity", "off")]
+    if unknown:
+        problems.append(f"monitoring.rules.{name} has unknown keys {unknown} (use threshold, severity, off)")
+    threshold = spec.get("threshold", default.threshold)
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
+                                  or not 0 < float(threshold) < 1):
+        problems.append(f"monitoring.rules.{name}.threshold must be a number between 0 and 1, not {threshold!r}")
+        threshold = default.threshold
+    severity = spec.get("severity", default.severity)
+    if severity not in SEVERITIES:
+        problems.append(f"monitoring.rules.{name}.severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+        severity = default.severity
+    return AlertRule(name, None if threshold is None else float(threshold), str(severity))
+
+
+def policy_document(policy: MonitoringPolicy) -> dict[str, Any]:
+    return {"window": policy.window, "min_window_predictions": policy.min_window_predictions,
+            "min_subgroup_positives": policy.min_subgroup_positives,
+            "rules": {r.name: {"threshold": r.threshold, "severity": r.severity} for r in policy.rules
+                      if r.threshold is not None} | {
+                r.name: {"severity": r.severity} for r in policy.rules if r.threshold is None} | {
+                # a rule switched off must stay off: left out, it would come back with its default on re-import
+                name: {"off": True} for name in RULE_NAMES if policy.rule(name) is None}}

@@ -1,0 +1,152 @@
+"""Judging one window by the use case's rules, and saying what was found in words a clinician reads.
+
+A window with fewer predictions than the policy's minimum is shown but never
+judged. Each breach carries its evidence (the window, the value, the limit, the
+drifted inputs and how the scores moved), which the alert keeps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+
+from core.domain.monitoring_policy import AlertRule, MonitoringPolicy
+from core.metrics.intervals import wilson
+from core.services.alerts import Severity
+from core.services.monitoring_reference import Reference
+from core.services.monitoring_window import WindowFigures
+
+
+@dataclass(frozen=True)
+class Breach:
+    rule: str
+    severity: str
+    model: str
+    version: int
+    window_start: str
+    window_end: str
+    value: float
+    threshold: float
+    title: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    alert_id: str | None = None
+    new: bool = False  # False: an alert for this rule was already open, so nothing new was raised
+
+    @property
+    def severity_level(self) -> Severity:
+        return "critical" if self.severity == "critical" else "warning" if self.severity == "warning" else "info"
+
+    def with_alert(self, alert_id: str | None, *, new: bool) -> Breach:
+        return replace(self, alert_id=alert_id, new=new)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "model": self.model, "version": self.version, "window_start": self.window_start,
+                "window_end": self.window_end, "severity": self.severity, "value": round(self.value, 6),
+                "threshold": self.threshold, "alert_id": self.alert_id, "new": self.new}
+
+
+_ONE_DAY = timedelta(days=1)
+DISTANCES = ("wasserstein", "jensenshannon")
+SUBGROUP_MARGIN = 0.05
+Z99 = 2.5758293035489
+
+
+def judge(policy: MonitoringPolicy, reference: Reference, f: WindowFigures, *, model: str,
+          version: int) -> list[Breach]:
+    """Every rule the window breaks (none when the window is too small to judge)."""
+    if f.predictions < policy.min_window_predictions:
+        return []
+    found = []
+    for rule in policy.rules:
+        measured = _measure(rule, policy, reference, f)
+        if measured is not None:
+            value, detail = measured
+            found.append(_breach(rule, reference, f, model, version, value, detail))
+    return found
+
+
+def _measure(rule: AlertRule, policy: MonitoringPolicy, reference: Reference,
+             f: WindowFigures) -> tuple[float, str] | None:
+    """(the value that broke the rule, a sentence about it), or None when the rule holds or cannot be judged."""
+    limit = float(rule.threshold or 0.0)
+    if rule.name == "drifted_feature_share" and f.drifted_share > limit:
+        return f.drifted_share, (f"{f.n_drifted} of the model's {f.n_inputs} inputs drifted "
+                                 f"({f.drifted_share:.0%}, limit {limit:.0%}).")
+    if rule.name == "input_drift":
+        return _strongest_input(f, limit)
+    if rule.name == "score_psi" and f.score_psi > limit:
+        return f.score_psi, f"The population stability index of the risk scores is {f.score_psi:.2f} (limit {limit:g})."
+    if rule.name == "auroc_drop" and f.realised is not None and not math.isnan(reference.auroc):
+        floor = reference.auroc - limit
+        if f.realised.auroc.hi < floor:
+            a = f.realised.auroc
+            return a.value, (f"AUROC was {a.value:.2f} (95 % CI {a.lo:.2f}–{a.hi:.2f}) on {f.realised.labelled} "
+                             f"patients with outcomes, against {reference.auroc:.2f} at sign-off (floor {floor:.2f}).")
+    if rule.name == "subgroup_sensitivity":
+        return _worst_subgroup(f, limit, policy.min_subgroup_positives)
+    return None
+
+
+def _strongest_input(f: WindowFigures, limit: float) -> tuple[float, str] | None:
+    """Distances only (normed Wasserstein, Jensen–Shannon): a p-value says nothing about how far a column moved."""
+    inputs = f.drift[(f.drift["role"] == "input") & f.drift["stattest"].isin(DISTANCES) & (f.drift["score"] > limit)]
+    if inputs.empty:
+        return None
+    top = inputs.sort_values("score", ascending=False).iloc[0]
+    moved = (f" Its mean moved from {top['reference_mean']:.3g} at sign-off to {top['current_mean']:.3g}."
+             if not math.isnan(top["reference_mean"]) else "")
+    return float(top["score"]), (f"{top['column']} shifted strongly (drift distance {top['score']:.2f}, limit "
+                                 f"{limit:g}).{moved}")
+
+
+def _worst_subgroup(f: WindowFigures, limit: float, min_positives: int) -> tuple[float, str] | None:
+    """Judged on a 99 % interval: a window tests every subgroup at once, and one of fifteen would cross a 95 %
+    interval by chance every few weeks. A group already below the minimum at sign-off (accepted in a signed
+    exception) is held to its own sign-off value minus 5 points instead."""
+    g = f.subgroups[f.subgroups["positives"] >= min_positives]
+    if g.empty:
+        return None
+    caught = np.round(g["sensitivity"].to_numpy(float) * g["positives"].to_numpy(float))
+    _, hi99 = wilson(caught, g["positives"].to_numpy(float), z=Z99)
+    at_signoff = g["reference_sensitivity"].to_numpy(float)
+    floor = np.where(np.isnan(at_signoff) | (at_signoff >= limit), limit, at_signoff - SUBGROUP_MARGIN)
+    below = g[hi99 < floor]
+    if below.empty:
+        return None
+    worst = below.sort_values("sensitivity").iloc[0]
+    caught_100 = round(float(worst["sensitivity"]) * 100)
+    return float(worst["sensitivity"]), (
+        f"Among {worst['attribute']} = {worst['subgroup']}, of 100 patients who developed the outcome the model "
+        f"flagged about {caught_100} ({int(worst['positives'])} patients with the outcome; 95 % CI "
+        f"{worst['sensitivity_lo']:.0%}–{worst['sensitivity_hi']:.0%}); the use case requires {limit:.0%}"
+        + (f", and at sign-off this group's was {worst['reference_sensitivity']:.0%}."
+           if not math.isnan(worst["reference_sensitivity"]) else "."))
+
+
+def _breach(rule: AlertRule, reference: Reference, f: WindowFigures, model: str, version: int, value: float,
+            detail: str) -> Breach:
+    day = f"{f.start:%Y-%m-%d}" + ("" if f.end - f.start <= _ONE_DAY else f" to {f.end - _ONE_DAY:%Y-%m-%d}")
+    drifted = f.drifted_inputs()
+    shifted = ("Inputs that shifted: " + ", ".join(drifted) + ".") if drifted else "No single input drifted."
+    scores = (f"The model's scores moved: mean predicted risk {f.mean_score:.1%} (at sign-off "
+              f"{f.reference_mean_score:.1%}); flagged {f.flagged_share * 100:.0f} of every 100 patients "
+              f"(at sign-off {f.reference_flagged_share * 100:.0f}).")
+    titles = {"drifted_feature_share": "Many of the model's inputs drifted",
+              "input_drift": "One of the model's inputs shifted strongly",
+              "score_psi": "The model's risk scores shifted", "auroc_drop": "The model discriminates worse",
+              "subgroup_sensitivity": "The model misses patients in a subgroup"}
+    evidence = {"window_start": f.start.isoformat(), "window_end": f.end.isoformat(), "value": value,
+                "threshold": rule.threshold, "predictions": f.predictions, "labelled": f.labelled,
+                "drifted_inputs": drifted, "score_psi": f.score_psi, "mean_score": f.mean_score,
+                "reference_mean_score": f.reference_mean_score, "flagged_share": f.flagged_share,
+                "reference_flagged_share": f.reference_flagged_share, "reference": reference.source,
+                "drift": f.drift[["column", "score", "threshold", "drifted"]].to_dict(orient="records")}
+    return Breach(rule.name, rule.severity, model, version, f.start.isoformat(), f.end.isoformat(), float(value),
+                  float(rule.threshold or 0.0), f"{titles[rule.name]} ({model} v{version}, {day})",
+                  f"{detail} {shifted} {scores}", evidence)
+

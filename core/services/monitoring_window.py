@@ -1,0 +1,134 @@
+"""One monitoring window: its rows read from the log, and every figure the rules and pages need.
+
+Only the window's own rows are read (DuckDB extracts the inputs from the JSON
+log), so a window never pulls the whole prediction log into memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.adapters.store import Store
+from core.metrics.drift import data_drift, population_stability_index
+from core.metrics.monitoring import (
+    EstimatedPerformance,
+    RealisedPerformance,
+    estimated_performance,
+    realised_performance,
+    subgroup_sensitivity,
+)
+from core.services.monitoring_reference import LABEL, SCORE, Reference
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    start: datetime
+    end: datetime
+    predictions: int
+    labelled: int
+    drift: pd.DataFrame  # one row per column: column, role, kind, stattest, score, threshold, drifted, means
+    n_inputs: int
+    n_drifted: int
+    score_psi: float
+    mean_score: float
+    flagged_share: float
+    estimated: EstimatedPerformance
+    realised: RealisedPerformance | None
+    subgroups: pd.DataFrame  # attribute, subgroup, n, positives, sensitivity (+ interval), est_sensitivity
+    reference_mean_score: float
+    reference_flagged_share: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def drifted_share(self) -> float:
+        return self.n_drifted / self.n_inputs if self.n_inputs else float("nan")
+
+    def drifted_inputs(self) -> list[str]:
+        rows = self.drift[(self.drift["role"] == "input") & self.drift["drifted"]]
+        return rows.sort_values("score", ascending=False)["column"].tolist()
+
+
+def read_window(store: Store, model: str, version: int, start: datetime, end: datetime, features: list[str],
+                attributes: list[str]) -> pd.DataFrame:
+    """The window's predictions with inputs and attributes as typed columns, and the outcome where known."""
+    inputs = [f"CAST(json_extract(p.features, ?) AS DOUBLE) AS f{i}" for i in range(len(features))]
+    groups = [f"json_extract_string(p.attributes, ?) AS a{i}" for i in range(len(attributes))]
+    frame = store.query_df(
+        f"SELECT {', '.join(['p.score', 'p.decision', 'l.outcome', *inputs, *groups])} "  # noqa: S608 - fixed aliases
+        "FROM prediction_log p LEFT JOIN outcome_labels l USING (model_name, encounter_id) "
+        "WHERE p.model_name = ? AND p.model_version = ? AND p.predicted_at >= ? AND p.predicted_at < ?",
+        [*(_path(f) for f in features), *(_path(a) for a in attributes), model, version, start, end])
+    names = {f"f{i}": f for i, f in enumerate(features)} | {f"a{i}": a for i, a in enumerate(attributes)}
+    return frame.rename(columns=names)
+
+
+def _path(key: str) -> str:
+    """A JSON path for one key, quoted so any column name (dots, spaces) is read literally."""
+    return '$."' + key.replace('"', '\\"') + '"'
+
+
+def reference_subgroups(reference: Reference, ref: pd.DataFrame, attributes: list[str]) -> dict[tuple[str, str], float]:
+    """Each group's sensitivity in the reference data, at the use case's threshold (once per version)."""
+    y, s = ref[LABEL].to_numpy(float), ref[SCORE].to_numpy(float)
+    return {(a, g): v.value for a in attributes
+            for g, _, _, v, _ in subgroup_sensitivity(y, s, s >= reference.threshold, ref[a].astype(str).to_numpy())}
+
+
+def window_figures(reference: Reference, ref: pd.DataFrame, current: pd.DataFrame, *, start: datetime,
+                   end: datetime, features: list[str], attributes: list[str],
+                   at_signoff: dict[tuple[str, str], float] | None = None) -> WindowFigures:
+    """Drift, score drift, the CBPE estimate and — for labelled rows — realised performance and subgroups."""
+    attributes = [a for a in attributes if a in ref.columns]
+    drift = _drift_table(ref, current, features, attributes)
+    scores, flagged = current["score"].to_numpy(float), current["decision"].to_numpy(bool)
+    labelled = current["outcome"].notna().to_numpy()
+    realised = (realised_performance(current["outcome"][labelled].to_numpy(int), scores[labelled],
+                                     flagged[labelled]) if labelled.any() else None)
+    ref_scores = ref[SCORE].to_numpy(float)
+    inputs = drift[drift["role"] == "input"]
+    return WindowFigures(
+        start=start, end=end, predictions=len(current), labelled=int(labelled.sum()), drift=drift,
+        n_inputs=len(inputs), n_drifted=int(inputs["drifted"].sum()),
+        score_psi=population_stability_index(ref_scores, scores) if len(scores) else float("nan"),
+        mean_score=float(scores.mean()) if len(scores) else float("nan"),
+        flagged_share=float(flagged.mean()) if len(flagged) else float("nan"),
+        estimated=estimated_performance(scores, flagged), realised=realised,
+        subgroups=_subgroups(current, scores, flagged, attributes,
+                             reference_subgroups(reference, ref, attributes) if at_signoff is None else at_signoff),
+        reference_mean_score=float(ref_scores.mean()),
+        reference_flagged_share=float((ref_scores >= reference.threshold).mean()))
+
+
+def _drift_table(ref: pd.DataFrame, current: pd.DataFrame, features: list[str], attributes: list[str]) -> pd.DataFrame:
+    """Per-column drift by evidently's methods: the model's inputs, and the patient mix (sensitive attributes)."""
+    if current.empty:
+        return pd.DataFrame(columns=["column", "role", "kind", "stattest", "score", "threshold", "drifted",
+                                     "reference_mean", "current_mean"])
+    result = data_drift(ref[features + attributes], current[features + attributes], numerical=features,
+                        categorical=attributes)
+    table = result.columns.copy()
+    table["role"] = np.where(table["column"].isin(features), "input", "patient mix")
+    table["reference_mean"] = [float(ref[c].mean()) if c in features else np.nan for c in table["column"]]
+    table["current_mean"] = [float(current[c].mean()) if c in features else np.nan for c in table["column"]]
+    return table
+
+
+def _subgroups(current: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, attributes: list[str],
+               at_signoff: dict[tuple[str, str], float]) -> pd.DataFrame:
+    """Realised and estimated sensitivity per group, beside the group's sensitivity in the reference data."""
+    y = current["outcome"].to_numpy(dtype=float, na_value=np.nan)
+    rows = []
+    for attribute in attributes:
+        groups = current[attribute].astype(str).to_numpy()
+        for group, n, positives, sensitivity, estimate in subgroup_sensitivity(y, scores, flagged, groups):
+            rows.append({"attribute": attribute, "subgroup": group, "n": n, "positives": positives,
+                         "sensitivity": sensitivity.value, "sensitivity_lo": sensitivity.lo,
+                         "sensitivity_hi": sensitivity.hi, "est_sensitivity": estimate,
+                         "reference_sensitivity": at_signoff.get((attribute, group), np.nan)})
+    return pd.DataFrame(rows, columns=["attribute", "subgroup", "n", "positives", "sensitivity", "sensitivity_lo",
+                                       "sensitivity_hi", "est_sensitivity", "reference_sensitivity"])

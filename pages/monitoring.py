@@ -1,0 +1,101 @@
+"""Monitoring: how the model in use behaves window by window against what was signed off."""
+
+import pandas as pd
+import streamlit as st
+import streamlit.components.v1 as components
+
+from app import cache, state
+from app.monitoring_charts import (
+    distribution_figure,
+    drift_figure,
+    performance_figure,
+    score_figure,
+    subgroup_figure,
+    window_label,
+)
+from core.services import monitoring
+from core.services.monitoring_reference import stored_reference
+
+user = state.viewer().user
+st.title("Monitoring")
+run = monitoring.last_run(cache.store(), user)
+if run is None:
+    st.info("Monitoring has never run. Schedule `python -m core.cli monitor` (e.g. every 15 minutes from cron).")
+    st.stop()
+summary = run["summary"]
+st.caption(f"Monitoring last ran {run['finished_at']:%Y-%m-%d %H:%M} UTC: {summary.get('windows', 0)} window(s) "
+           f"computed, {summary.get('alerts_raised', 0)} new alert(s).")
+versions = monitoring.monitored_versions(cache.store(), user)
+if not versions:
+    st.info("No production predictions have been monitored yet.")
+    st.stop()
+model, version = st.selectbox("Model version", versions, format_func=lambda mv: f"{mv[0]} v{mv[1]}")
+if monitoring.review_required(cache.store(), cache.registry(), user, model, version):
+    st.warning(f"Review required: {model} v{version} is in clinical use and a critical alert on it is open. "
+             "See the Alerts page.", icon=":material/emergency:")
+reference = stored_reference(cache.store(), model, version)
+policy = monitoring.version_policy(cache.store(), user, model)
+windows = monitoring.window_series(cache.store(), user, model, version)
+if reference is not None:
+    st.caption(f"Compared with {reference.rows:,} patients from {reference.source}; at sign-off AUROC "
+               f"{reference.auroc:.2f} and sensitivity {reference.sensitivity:.0%}. Windows: {policy.window}.")
+
+st.subheader("Over time")
+left, right = st.columns(2)
+left.plotly_chart(drift_figure(windows, policy), width="stretch")
+left.caption("Share of the model's inputs whose distribution moved away from the sign-off data "
+             "(evidently's tests). A red × marks a window that broke a drift rule.")
+right.plotly_chart(score_figure(windows, policy), width="stretch")
+right.caption("How far the risk scores' distribution moved. Above 0.1 is a small shift, above 0.2 a large one.")
+auroc_rule = policy.rule("auroc_drop")
+floor = reference.auroc - auroc_rule.threshold if reference and auroc_rule and auroc_rule.threshold else None
+left.plotly_chart(performance_figure(windows, "auroc", "AUROC", floor), width="stretch")
+left.caption("Chance that a patient who developed the outcome scored higher than one who did not. The dotted line is "
+             "an estimate from the scores alone (it assumes they are still calibrated); bars are the realised value "
+             "with its 95 % interval once outcomes arrived.")
+right.plotly_chart(performance_figure(windows, "sensitivity", "Sensitivity", None), width="stretch")
+right.caption("Of 100 patients who developed the outcome, how many the model flagged: estimate (dotted) and "
+              "realised (with interval).")
+unlabelled = windows[windows["labelled"] < windows["predictions"]]
+if not unlabelled.empty:
+    st.info(f"{len(unlabelled)} window(s) still wait for outcomes: their performance is the estimate only.",
+            icon=":material/schedule:")
+
+st.subheader("Fairness over time")
+attributes = sorted(monitoring.subgroup_attributes(cache.store(), user, model, version))
+if attributes:
+    attribute = st.selectbox("Patient groups by", attributes)
+    sensitivity_rule = policy.rule("subgroup_sensitivity")
+    st.plotly_chart(subgroup_figure(monitoring.subgroup_series(cache.store(), user, model, version, attribute),
+                                    sensitivity_rule.threshold if sensitivity_rule else None, attribute),
+                    width="stretch")
+
+st.subheader("One window in detail")
+rows = windows.to_dict(orient="records")
+default = next((i for i, r in enumerate(rows) if r["breaches"] != "[]"), len(rows) - 1)
+chosen = st.selectbox("Window", range(len(rows)), index=default,
+                      format_func=lambda i: window_label(rows[i], policy.window))
+window = rows[chosen]
+drift = monitoring.feature_drift(cache.store(), user, model, version, window["window_start"])
+st.write(f"{window['predictions']:,} predictions, {window['labelled']:,} with outcomes. "
+         f"{int(window['n_drifted'] or 0)} of {int(window['n_features'] or 0)} inputs drifted; mean predicted risk "
+         f"{window['mean_score']:.1%}; flagged {window['flagged_share'] * 100:.0f} of every 100 patients.")
+st.dataframe(pd.DataFrame({
+    "Column": drift["column_name"], "What it is": drift["role"], "Test": drift["stattest"],
+    "Drift score": drift["score"].round(3), "Drift from": drift["threshold"],
+    "Drifted": drift["drifted"].map({True: "yes", False: "no"}),
+    "Mean at sign-off": drift["reference_mean"].round(3), "Mean in window": drift["current_mean"].round(3)}),
+    hide_index=True, width="stretch")
+st.caption("Distances (Wasserstein, Jensen–Shannon): higher means further apart; p-values (K-S, chi-square): "
+           "lower means drift.")
+inputs = drift[drift["role"] == "input"]["column_name"].tolist()
+if reference is not None and inputs:
+    column = st.selectbox("Compare the distribution of", inputs)
+    ref_frame, current = cache.window_inputs(user, model, version, window["window_start"], window["window_end"])
+    st.plotly_chart(distribution_figure(ref_frame[column], current[column], column), width="stretch")
+    if st.button("Open evidently's detailed report for this window", icon=":material/analytics:"):
+        with st.spinner("evidently is building the report (a few seconds)…"):
+            report = cache.evidently_report(user, model, version, window["window_start"], window["window_end"])
+        st.caption(f"evidently found {len(report.drifted_columns)} of {report.n_columns} columns drifted: "
+                   f"{', '.join(report.drifted_columns) or 'none'}.")
+        components.html(report.html, height=900, scrolling=True)

@@ -36,12 +36,13 @@ def _markers(fig: go.Figure, windows: pd.DataFrame, column: str, rules: tuple[st
                         marker={"symbol": "x", "size": 13, "color": ALERT_COLOUR})
 
 
-def _band(fig: go.Figure, windows: pd.DataFrame, column: str, name: str) -> None:
-    """The realised value with its 95 % interval as error bars."""
+def _band(fig: go.Figure, windows: pd.DataFrame, column: str, name: str, stem: str | None = None) -> None:
+    """The realised value with its 95 % interval as error bars (columns `{stem}_lo` and `{stem}_hi`)."""
     w = windows.dropna(subset=[column])
+    stem = stem or column
     fig.add_scatter(x=w["window_start"], y=w[column], mode="lines+markers", name=name,
-                    error_y={"type": "data", "symmetric": False, "array": w[f"{column}_hi"] - w[column],
-                             "arrayminus": w[column] - w[f"{column}_lo"]})
+                    error_y={"type": "data", "symmetric": False, "array": w[f"{stem}_hi"] - w[column],
+                             "arrayminus": w[column] - w[f"{stem}_lo"]})
 
 
 def drift_figure(windows: pd.DataFrame, policy: MonitoringPolicy) -> go.Figure:
@@ -71,6 +72,13 @@ def performance_figure(windows: pd.DataFrame, metric: str, label: str, floor: fl
     _limit(fig, floor, "alert limit")
     rules = {"auroc": ("auroc_drop",), "sensitivity": ("subgroup_sensitivity",)}.get(metric, ())
     _markers(fig, windows, metric, rules)
+    return fig
+
+
+def calibration_figure(windows: pd.DataFrame) -> go.Figure:
+    fig = _figure("Calibration: outcomes observed per outcome predicted", "observed / expected")
+    _band(fig, windows, "oe_ratio", "Observed / expected (patients with outcomes)", stem="oe")
+    fig.add_hline(y=1.0, line_dash="dot", line_color="#555", annotation_text="as predicted")
     return fig
 
 

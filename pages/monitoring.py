@@ -6,6 +6,7 @@ import streamlit.components.v1 as components
 
 from app import cache, state
 from app.monitoring_charts import (
+    calibration_figure,
     distribution_figure,
     drift_figure,
     performance_figure,
@@ -56,6 +57,12 @@ left.caption("Chance that a patient who developed the outcome scored higher than
 right.plotly_chart(performance_figure(windows, "sensitivity", "Sensitivity", None), width="stretch")
 right.caption("Of 100 patients who developed the outcome, how many the model flagged: estimate (dotted) and "
               "realised (with interval).")
+left.plotly_chart(performance_figure(windows, "ppv", "PPV", None), width="stretch")
+left.caption("Of 100 patients the model flagged, how many developed the outcome (estimate dotted, realised with "
+             "interval). It falls when the model flags more patients who will not develop the outcome.")
+right.plotly_chart(calibration_figure(windows), width="stretch")
+right.caption("Above 1: more patients developed the outcome than the scores predicted (risk under-estimated); "
+              "below 1: over-estimated. An assay change that raises the scores pushes it below 1.")
 unlabelled = windows[windows["labelled"] < windows["predictions"]]
 if not unlabelled.empty:
     st.info(f"{len(unlabelled)} window(s) still wait for outcomes: their performance is the estimate only.",

@@ -18,7 +18,8 @@ ROLES = {"clinician": ("ng", "ng-icu-demo-2026"), "clinical_lead": ("patel", "pa
          "data_scientist": ("lee", "lee-ds-demo-2026"),
          "auditor": ("kim", "kim-audit-demo-2026"), "admin": ("admin", "admin-demo-2026")}
 PAGES = {name: name for name in ("Home", "Model registry", "Model card", "Submit", "Use cases", "Performance",
-                                  "Fairness", "Explanations", "Compare", "Production log", "Audit log", "Users")}
+                                  "Fairness", "Explanations", "Compare", "Sign-off", "Production log", "Monitoring",
+                                  "Alerts", "Audit log", "Version history", "Users")}
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
 

@@ -7,8 +7,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.config import Settings
 from core.services.installation import open_store
@@ -84,24 +84,28 @@ def test_auditor_exports_the_audit_log_and_the_export_is_audited(server: str, pa
 
 
 def settle(page: Page) -> None:
-    """Wait until Streamlit has finished re-running the script after an interaction."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    """Wait until Streamlit has finished re-running the script after an interaction.
+
+    A rerun may not have begun when this is called, and Streamlit shows its status widget only after a
+    delay; while a run is going, the previous run's elements are marked data-stale="true" (a changed
+    widget can then be on screen twice). So: give the rerun a moment to begin, then wait for both to clear."""
+    page.wait_for_timeout(250)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+                           " && !document.querySelector('[data-stale=\"true\"]')")
 
 
 def choose(page: Page, label: str, option: str) -> None:
     """Pick an option in a Streamlit selectbox identified by its label."""
     label_text = page.locator("[data-testid='stWidgetLabel']").get_by_text(label, exact=True)
     box = page.locator("[data-testid='stSelectbox']").filter(has=label_text)
-    for attempt in range(3):  # a rerun still in flight can close the list just opened
+    for attempt in range(3):  # a rerun still in flight can close the list just opened, or show two boxes
         settle(page)
-        # Streamlit shows its "running" widget only after a delay, so settle() can return while
-        # the previous run's box is still on screen beside the new one: wait until one is left.
         expect(box).to_have_count(1, timeout=30_000)
-        box.click()
         try:
+            box.click()
             page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
             break
-        except PlaywrightTimeout:
+        except PlaywrightError:
             if attempt == 2:
                 raise
     settle(page)

@@ -99,30 +99,22 @@ def all_alerts(store: Store, viewer: User, *, limit: int = 500) -> list[Alert]:
 def acknowledge(store: Store, actor: User, alert_id: str, note: str) -> None:
     """A person says they have seen the alert and what they are doing about it (audited). The alert stays
     until its cause is gone, so acknowledging never hides a problem."""
-    require(actor, Permission.HANDLE_ALERTS)
-    note = note.strip()
-    if not 5 <= len(note) <= 2000:
-        raise ValidationError("say in a sentence (5–2,000 characters) what you are doing about the alert")
-    with store.transaction() as cur:
-        row = cur.execute("SELECT model_name, model_version, status, rule FROM alerts WHERE id = ?",
-                          [alert_id]).fetchone()
-        if row is None:
-            raise NotFound(f"no alert {alert_id}")
-        if row[2] == "resolved":
-            raise ValidationError("this alert is already resolved; nothing to acknowledge")
-        cur.execute("UPDATE alerts SET status = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, "
-                    "acknowledgement = ? WHERE id = ?", [actor.username, utc_now(), note, alert_id])
-        record_event(cur, actor=actor.username, action="alert_acknowledged", model=row[0], version=row[1],
-                     detail={"alert": alert_id, "rule": row[3], "note": note})
+    _handle(store, actor, alert_id, note, "acknowledged", "acknowledgement", "what you are doing about the alert")
 
 
 def resolve(store: Store, actor: User, alert_id: str, note: str) -> None:
     """A person closes an alert whose cause has been dealt with (audited, with what was done). A breach found
     again later raises a new alert, so resolving never silences monitoring."""
+    _handle(store, actor, alert_id, note, "resolved", "resolution", "what was done about the cause")
+
+
+def _handle(store: Store, actor: User, alert_id: str, note: str, status: str, note_column: str, ask: str) -> None:
+    """Move an unresolved alert to `status` with the person's note, and audit it, in one transaction."""
     require(actor, Permission.HANDLE_ALERTS)
     note = note.strip()
     if not 5 <= len(note) <= 2000:
-        raise ValidationError("say in a sentence (5–2,000 characters) what was done about the cause")
+        raise ValidationError(f"say in a sentence (5–2,000 characters) {ask}")
+    by, at = ("acknowledged_by", "acknowledged_at") if status == "acknowledged" else ("resolved_by", "resolved_at")
     with store.transaction() as cur:
         row = cur.execute("SELECT model_name, model_version, status, rule FROM alerts WHERE id = ?",
                           [alert_id]).fetchone()
@@ -130,15 +122,7 @@ def resolve(store: Store, actor: User, alert_id: str, note: str) -> None:
             raise NotFound(f"no alert {alert_id}")
         if row[2] == "resolved":
             raise ValidationError("this alert is already resolved")
-        cur.execute("UPDATE alerts SET status = 'resolved', resolved_by = ?, resolved_at = ?, resolution = ? "
-                    "WHERE id = ?", [actor.username, utc_now(), note, alert_id])
-        record_event(cur, actor=actor.username, action="alert_resolved", model=row[0], version=row[1],
-                     detail={"alert": alert_id, "rule": row[3], "resolution": note})
-
-
-def get_alert(store: Store, viewer: User, alert_id: str) -> Alert:
-    require(viewer, Permission.VIEW_REGISTRY)
-    row = store.query_one("SELECT * FROM alerts WHERE id = ?", [alert_id])
-    if row is None:
-        raise NotFound(f"no alert {alert_id}: it may have been raised on another installation")
-    return _alert(row)
+        cur.execute(f"UPDATE alerts SET status = ?, {by} = ?, {at} = ?, {note_column} = ? WHERE id = ?",  # noqa: S608
+                    [status, actor.username, utc_now(), note, alert_id])
+        record_event(cur, actor=actor.username, action=f"alert_{status}", model=row[0], version=row[1],
+                     detail={"alert": alert_id, "rule": row[3], "note": note})

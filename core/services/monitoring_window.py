@@ -6,9 +6,8 @@ log), so a window never pulls the whole prediction log into memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,7 +41,6 @@ class WindowFigures:
     subgroups: pd.DataFrame  # attribute, subgroup, n, positives, sensitivity (+ interval), est_sensitivity
     reference_mean_score: float
     reference_flagged_share: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def drifted_share(self) -> float:

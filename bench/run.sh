@@ -37,3 +37,8 @@ echo
 echo "== Monitoring the demo's 90 days: ModelBoard's monitor vs evidently's Report on the same windows =="
 kill $SERVER 2>/dev/null || true
 PYTHONPATH=. $PY bench/monitoring.py
+echo
+echo "== Sign-off on the same demo: each signature on the path to production, then audit verify =="
+PYTHONPATH=. $PY bench/signoff.py
+TIMEFORMAT="python -m core.cli audit verify on that demo, whole process (imports included): %R s"
+time { $PY -m core.cli audit verify >/dev/null; }

@@ -24,8 +24,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from core.services.audit import verify_chain
+    from core.services.installation import registry_if_present
 
-    chain = verify_chain(open_store(_settings(args)))
+    settings = _settings(args)
+    chain = verify_chain(open_store(settings), registry_if_present(settings))
     _emit(args, chain.as_dict(), chain.sentence + ("" if not chain.ok else f" Head hash: {chain.head}"))
     return 0 if chain.ok else 1
 

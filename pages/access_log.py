@@ -14,7 +14,7 @@ store = cache.store()
 st.title("Audit log")
 st.caption("Every login, account change and governance action, appended and never edited.")
 
-chain = verify_chain(store)
+chain = verify_chain(store, cache.registry())
 if chain.ok:
     st.success(chain.sentence, icon=":material/verified:")
 else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,15 @@ def test_pages_stay_thin(path: Path) -> None:
 def test_only_app_cache_uses_streamlit_caching() -> None:
     users = [p for p in python_files("app") + python_files("pages") if "st.cache_" in p.read_text()]
     assert [p.name for p in users] == ["cache.py"]
+
+
+AUDIT_REWRITE = re.compile(r"(UPDATE\s+audit_events|DELETE\s+FROM\s+audit_events|TRUNCATE\s+audit_events|"
+                           r"DROP\s+TABLE\s+audit_events|INSERT\s+OR\s+REPLACE\s+INTO\s+audit_events)", re.IGNORECASE)
+
+
+def test_no_code_path_rewrites_audit_rows() -> None:
+    """The audit trail is append-only in code, not only by convention. The one exception is migration 6, which
+    filled the hash columns of rows written before the chain existed (tests/core/test_audit_chain.py checks it)."""
+    found = {str(p.relative_to(REPO)): AUDIT_REWRITE.findall(p.read_text())
+             for p in python_files("core") + python_files("app") + python_files("pages") + python_files("data")}
+    assert {p: hits for p, hits in found.items() if hits} == {"core/adapters/migrations.py": ["UPDATE audit_events"]}

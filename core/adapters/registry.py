@@ -82,6 +82,16 @@ class Registry:
             )
         return sorted(out, key=lambda m: m.name)
 
+    def model_tags(self, prefix: str) -> list[tuple[str, str, str]]:
+        """(model, key, value) of every registered-model tag whose key starts with `prefix`."""
+        models = self._call("list registered models", self.client.search_registered_models, max_results=1000)
+        return sorted((rm.name, key, value) for rm in models for key, value in (rm.tags or {}).items()
+                      if key.startswith(prefix))
+
+    def tag_model(self, name: str, key: str, value: str) -> None:
+        self._call(f"tag registered model {name!r}", self.client.set_registered_model_tag, check_model_name(name),
+                   key, value)
+
     def aliases(self, name: str) -> dict[str, int]:
         """Alias → version. Read from the registered model: with the sqlite store,
         versions returned by a search carry no aliases."""

@@ -4,6 +4,13 @@ Each audit row stores the SHA-256 of its canonical JSON content, and that
 content includes the previous row's hash. Editing a row changes its hash;
 deleting, inserting or reordering rows breaks the link to the next row. The
 check is pure so the CLI, the Audit page and the tests share it.
+
+A chain alone can be recomputed from scratch by whoever can write the store
+file. So each promotion and rollback also writes the hash of its intent row
+into MLflow (an anchor: a registered-model tag); the check compares every
+anchor with the chain, so rewriting or cutting the trail before the newest
+anchor is caught unless the MLflow store is rewritten as well
+(docs/decisions/0008).
 """
 
 from __future__ import annotations
@@ -16,6 +23,27 @@ from datetime import datetime
 from typing import Any
 
 GENESIS = "0" * 64  # the "previous hash" of the first row
+ANCHOR_TAG_PREFIX = "modelboard.audit_anchor."
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    """A row's hash written outside the store (an MLflow tag): the chain must still hold that row as it was."""
+
+    row_id: int
+    row_hash: str
+    source: str  # where it was written, in words: "MLflow tag modelboard.audit_anchor.… of sepsis-icu"
+
+    def tag_value(self) -> str:
+        return f"{self.row_id}:{self.row_hash}"
+
+
+def parse_anchor(value: str, source: str) -> AuditAnchor:
+    """Read an anchor tag's value `ROW_ID:SHA256`; a value that is not one is itself a sign of tampering."""
+    row_id, _, digest = value.partition(":")
+    if not row_id.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{source} holds {value[:80]!r}, not a ModelBoard anchor (ROW_ID:SHA256)")
+    return AuditAnchor(int(row_id), digest, source)
 
 
 def canonical_content(row_id: int, occurred_at: datetime, actor: str, action: str, target: str | None,
@@ -47,32 +75,64 @@ class ChainVerification:
     first_bad_row: int | None = None
     reason: str | None = None
     head: str = GENESIS  # the last row's hash: write it down to detect later truncation
+    anchors: int = 0  # how many anchors kept in MLflow were compared with the chain
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "rows": self.rows, "first_bad_row": self.first_bad_row, "reason": self.reason,
-                "head": self.head}
+                "head": self.head, "anchors": self.anchors}
 
     @property
     def sentence(self) -> str:
         if self.ok:
-            return f"The audit trail is intact: {self.rows} rows, each linked to the one before."
-        return f"The audit trail has been tampered with at row {self.first_bad_row}: {self.reason}"
+            kept = ("" if not self.anchors else "; the fingerprint ModelBoard kept in MLflow matches"
+                    if self.anchors == 1 else f"; all {self.anchors} fingerprints ModelBoard kept in MLflow match")
+            return f"The audit trail is intact: {self.rows} rows, each linked to the one before{kept}."
+        where = f"at row {self.first_bad_row}" if self.first_bad_row is not None else "outside the store"
+        return f"The audit trail has been tampered with {where}: {self.reason}"
 
 
-def verify_rows(rows: Iterable[tuple[Any, ...]]) -> ChainVerification:
+def verify_rows(rows: Iterable[tuple[Any, ...]], anchors: Iterable[AuditAnchor] = ()) -> ChainVerification:
     """Check rows (id, occurred_at, actor, action, target, model_name, model_version, detail, prev_hash,
-    row_hash) in id order; report the first row that does not fit and how many rows there are."""
+    row_hash) in id order, and each anchor against its row; report the first row that does not fit and how
+    many rows there are."""
+    by_row = _by_row(anchors)
     previous, count, last_id = GENESIS, 0, 0
     first_bad: tuple[int, str] | None = None
+    seen: set[int] = set()
     for row in rows:
         row_id, stored_hash = int(row[0]), row[9]
         count += 1
         if first_bad is None:
-            first_bad = _problem(row, row_id, last_id, previous)
+            first_bad = _problem(row, row_id, last_id, previous) or _unanchored(by_row.get(row_id), stored_hash)
+        if row_id in by_row:
+            seen.add(row_id)
         previous, last_id = stored_hash, row_id
+    missing = sorted(set(by_row) - seen)
+    if first_bad is None and missing:
+        anchor = by_row[missing[0]]
+        first_bad = (anchor.row_id, f"row {anchor.row_id}, whose hash was written to {anchor.source}, is missing: "
+                                    "rows were deleted or the newest ones cut off")
     if first_bad is not None:
-        return ChainVerification(False, count, first_bad[0], first_bad[1])
-    return ChainVerification(True, count, head=previous)
+        return ChainVerification(False, count, first_bad[0], first_bad[1], anchors=len(by_row))
+    return ChainVerification(True, count, head=previous, anchors=len(by_row))
+
+
+def _by_row(anchors: Iterable[AuditAnchor]) -> dict[int, AuditAnchor]:
+    """One anchor per row; two that disagree about a row cannot both be genuine, so the row fails its check."""
+    out: dict[int, AuditAnchor] = {}
+    for anchor in anchors:
+        known = out.get(anchor.row_id)
+        if known is not None and known.row_hash != anchor.row_hash:
+            anchor = AuditAnchor(anchor.row_id, "disagreeing anchors", f"{known.source} and {anchor.source}")
+        out[anchor.row_id] = anchor
+    return out
+
+
+def _unanchored(anchor: AuditAnchor | None, stored_hash: str) -> tuple[int, str] | None:
+    if anchor is None or anchor.row_hash == stored_hash:
+        return None
+    return anchor.row_id, (f"row {anchor.row_id} no longer has the hash written to {anchor.source} when it was "
+                           "recorded: the trail was rewritten (and its hashes recomputed) at or before this row")
 
 
 def _problem(row: tuple[Any, ...], row_id: int, last_id: int, previous: str) -> tuple[int, str] | None:

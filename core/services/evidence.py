@@ -64,7 +64,7 @@ def _files(store: Store, registry: Registry, viewer: User, model: str,
         files["evaluation.json"] = stored.pop("result").encode("utf-8")
     files["signatures.json"] = _json([_signature_record(s) for s in state.standings])
     files["audit-extract.csv"] = _audit_extract(store, model, version)
-    files["chain-verification.json"] = _json(verify_chain(store).as_dict())
+    files["chain-verification.json"] = _json(verify_chain(store, registry).as_dict())
     return files, stored
 
 

@@ -35,6 +35,14 @@ def open_registry(settings: Settings) -> Registry:
     return Registry(settings.tracking_uri, settings.registry_uri)
 
 
+def registry_if_present(settings: Settings) -> Registry | None:
+    """The registry, or None when the embedded MLflow store was never created (opening it would create one:
+    a bare governance store has no promotions and so no anchors to read)."""
+    if settings.uses_embedded_mlflow and not (settings.home / "mlflow.db").exists():
+        return None
+    return open_registry(settings)
+
+
 def set_fact(cur: Cursor, key: str, value: str) -> None:
     cur.execute("INSERT OR REPLACE INTO installation (key, value) VALUES (?, ?)", [key, value])
 

@@ -21,6 +21,7 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import Permission, User, require
+from core.domain.audit_chain import ANCHOR_TAG_PREFIX, AuditAnchor
 from core.domain.clock import utc_now
 from core.domain.models import STATUS_TAG
 from core.domain.signoff import Signature
@@ -141,6 +142,7 @@ def _carry_out(store: Store, registry: Registry, promotion: Promotion, actor: st
     """Move the aliases, tag both versions, record the completion. If the process dies in between, the
     intent stays and reconcile finishes the job."""
     model, to_version, from_version = promotion.model, promotion.to_version, promotion.from_version
+    _anchor_intent(store, registry, promotion)
     if promotion.kind == "promotion" and from_version is not None:
         registry.set_alias(model, "previous", from_version)
     registry.set_alias(model, "production", to_version)
@@ -152,6 +154,18 @@ def _carry_out(store: Store, registry: Registry, promotion: Promotion, actor: st
         registry.tag_version(model, from_version,
                              {STATUS_TAG: "retired" if promotion.kind == "promotion" else "rolled_back"})
     return _complete(store, promotion, actor, registry.version_for_alias(model, "previous"))
+
+
+def _anchor_intent(store: Store, registry: Registry, promotion: Promotion) -> None:
+    """Write the intent row's hash into MLflow before anything moves: a copy of the trail's state outside the
+    store, so a trail rewritten from scratch no longer matches it (docs/decisions/0008)."""
+    row = store.query_one("SELECT id, row_hash FROM audit_events WHERE action = ? AND "
+                          "json_extract_string(detail, '$.promotion') = ? ORDER BY id LIMIT 1",
+                          [f"{promotion.kind}_intent", promotion.id])
+    if row is None:
+        raise NotFound(f"the audit row of {promotion.kind} {promotion.id} is missing: run `audit verify`")
+    anchor = AuditAnchor(int(row["id"]), row["row_hash"], "MLflow")
+    registry.tag_model(promotion.model, ANCHOR_TAG_PREFIX + promotion.id, anchor.tag_value())
 
 
 def _complete(store: Store, promotion: Promotion, actor: str, previous: int | None) -> Promotion:
@@ -172,7 +186,8 @@ def _complete(store: Store, promotion: Promotion, actor: str, previous: int | No
     return Promotion(**{**promotion.__dict__, "state": "completed", "finished_at": now})
 
 
-def _abandon(store: Store, promotion: Promotion, reason: str) -> None:
+def _abandon(store: Store, registry: Registry, promotion: Promotion, reason: str) -> None:
+    _anchor_intent(store, registry, promotion)
     with store.transaction() as cur:
         cur.execute("UPDATE promotions SET state = 'rolled_back', finished_at = ?, note = ? WHERE id = ?",
                     [utc_now(), reason, promotion.id])
@@ -243,14 +258,14 @@ def _reconcile_model(settings: Settings, store: Store, registry: Registry, model
             _carry_out(store, registry, promotion, SYSTEM_ACTOR)  # aliases moved before the crash: finish tags
             verb, problem = "finished (the alias had already moved)", False
         elif production != promotion.from_version:
-            _abandon(store, promotion, f"production points at v{production}, neither side of the intent")
+            _abandon(store, registry, promotion, f"production points at v{production}, neither side of the intent")
             verb, problem = "rolled back (the alias was moved by someone else meanwhile)", True
         elif promotion.kind == "rollback" or sign_off_state(store, registry, SYSTEM, model,
                                                                promotion.to_version).readiness.ready:
             _carry_out(store, registry, promotion, SYSTEM_ACTOR)
             verb, problem = "finished", False
         else:
-            _abandon(store, promotion, "the gates or signatures no longer hold")
+            _abandon(store, registry, promotion, "the gates or signatures no longer hold")
             verb, problem = "rolled back (its gates or signatures no longer hold)", False
         findings.append(Finding("interrupted_" + promotion.kind, model,
                                 f"An interrupted {promotion.kind} of {model} to v{promotion.to_version} was {verb}.",

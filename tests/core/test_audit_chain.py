@@ -12,7 +12,7 @@ import pytest
 
 from core.adapters.store import Store
 from core.config import Settings
-from core.domain.audit_chain import GENESIS, row_hash
+from core.domain.audit_chain import GENESIS, AuditAnchor, parse_anchor, row_hash, verify_rows
 from core.services.audit import record_event, verify_chain
 from tests.core.test_cli import cli
 
@@ -157,9 +157,44 @@ def test_migration_6_seals_rows_written_by_a_schema_5_store(tmp_path: Path) -> N
     assert all(r["row_hash"] for r in rows)
     assert [r["prev_hash"] for r in rows[1:]] == [r["row_hash"] for r in rows[:-1]]
     assert verify_chain(upgraded).as_dict() | {"head": None} == {"ok": True, "rows": 3, "first_bad_row": None,
-                                                                  "reason": None, "head": None}
+                                                                  "reason": None, "head": None, "anchors": 0}
     with upgraded.transaction() as cur:  # new rows continue the sealed chain
         record_event(cur, actor="admin", action="exported", detail={"what": "test"})
     result = cli(tmp_path, "audit", "verify", "--json", "--home", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == 4
+
+
+def chain_rows(store: Store) -> list[tuple[object, ...]]:
+    with store.cursor() as cur:
+        return cur.execute("SELECT id, occurred_at, actor, action, target, model_name, model_version, "
+                           "CAST(detail AS VARCHAR), prev_hash, row_hash FROM audit_events ORDER BY id").fetchall()
+
+
+def test_an_anchor_that_matches_its_row_counts_and_one_that_does_not_names_the_row(store: Store) -> None:
+    ids = write_events(store)
+    stored = {int(r[0]): str(r[9]) for r in chain_rows(store)}
+    good = AuditAnchor(ids[2], stored[ids[2]], "MLflow tag a of sepsis-icu")
+    assert verify_rows(chain_rows(store), [good]).as_dict() | {"head": None} == {
+        "ok": True, "rows": EVENTS, "first_bad_row": None, "reason": None, "head": None, "anchors": 1}
+    wrong = AuditAnchor(ids[4], stored[ids[3]], "MLflow tag b of sepsis-icu")
+    result = verify_rows(chain_rows(store), [good, wrong])
+    assert (result.ok, result.first_bad_row) == (False, ids[4])
+    assert "MLflow tag b of sepsis-icu" in str(result.reason)
+
+
+def test_two_anchors_that_disagree_about_a_row_cannot_both_be_genuine(store: Store) -> None:
+    ids = write_events(store)
+    stored = {int(r[0]): str(r[9]) for r in chain_rows(store)}
+    genuine = AuditAnchor(ids[1], stored[ids[1]], "tag a")
+    forged = AuditAnchor(ids[1], "f" * 64, "tag b")
+    result = verify_rows(chain_rows(store), [genuine, forged])
+    assert (result.ok, result.first_bad_row) == (False, ids[1])
+    assert "tag a and tag b" in str(result.reason)
+
+
+@pytest.mark.parametrize("value", ["", "12", "x:" + "a" * 64, "12:" + "a" * 63, "12:" + "A" * 64, "12:" + "g" * 64])
+def test_an_anchor_value_that_is_not_row_colon_sha256_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="not a ModelBoard anchor"):
+        parse_anchor(value, "MLflow tag t of m")
+    assert parse_anchor("12:" + "a" * 64, "t") == AuditAnchor(12, "a" * 64, "t")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import duckdb
 import pytest
 from mlflow import MlflowClient
 
@@ -28,6 +29,7 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import Settings, load_settings
 from core.domain.access import User, command_line_operator
+from core.domain.audit_chain import ANCHOR_TAG_PREFIX, GENESIS, row_hash
 from core.domain.clock import utc_now
 from core.errors import ValidationError
 from core.services import model_card, promotion, signoff
@@ -262,26 +264,52 @@ def test_simultaneous_last_approvals_promote_exactly_once(demo: Settings, how: s
 
 
 # -- a crash between the intent and the alias move ---------------------------------------------------------------------
-def _crash_on_the_last_approval(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> tuple[datetime, int]:
-    """Give the last approval while MLflow's alias call kills the process (SystemExit, not an error the code
-    handles); return when the round started and the production version before it."""
+KILLED = """
+import json, os, sys
+from pathlib import Path
+from core.adapters.registry import Registry
+from core.config import load_settings
+from core.services.auth import get_user
+from core.services.installation import open_registry, open_store
+from core.services.signoff import SignatureRequest, sign
+home, username, fields = sys.argv[1:4]
+settings = load_settings(env={}, home=Path(home))
+store, registry = open_store(settings), open_registry(settings)
+Registry.set_alias = lambda *_args, **_kwargs: os._exit(137)  # the process dies as MLflow is called: no cleanup runs
+sign(settings, store, registry, get_user(store, username), SignatureRequest(**json.loads(fields)))
+"""
+
+
+def _crash_on_the_last_approval(settings: Settings, monkeypatch: pytest.MonkeyPatch, *,
+                                kill: bool = False) -> tuple[datetime, int]:
+    """Give the last approval while MLflow's alias call ends the process: with `kill`, a real process killed
+    by os._exit (no finally block, no lock release but the kernel's); otherwise SystemExit in this process,
+    which the code does not catch. Return when the round started and the production version before it."""
     started = new_round(settings, approvals=("ng", "okafor"))
     before = open_registry(settings).version_for_alias(MODEL, "production")
     assert before is not None and before != CANDIDATE
-    calls = []
-    original = Registry.set_alias
+    if kill:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        child = subprocess.run([sys.executable, "-c", KILLED, str(settings.home), "diaz",
+                                json.dumps(asdict(request(settings, "diaz")))], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert child.returncode == 137, child.stderr
+    else:
+        calls = []
+        original = Registry.set_alias
 
-    def dies_first(self: Registry, name: str, alias: str, version: int) -> None:
-        calls.append((alias, version))
-        if len(calls) == 1:
-            raise SystemExit("killed while moving the alias")
-        original(self, name, alias, version)
+        def dies_first(self: Registry, name: str, alias: str, version: int) -> None:
+            calls.append((alias, version))
+            if len(calls) == 1:
+                raise SystemExit("killed while moving the alias")
+            original(self, name, alias, version)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(Registry, "set_alias", dies_first)
-        with pytest.raises(SystemExit):
-            approve(settings, "diaz")
-    assert calls and len(calls) == 1
+        with monkeypatch.context() as patch:
+            patch.setattr(Registry, "set_alias", dies_first)
+            with pytest.raises(SystemExit):
+                approve(settings, "diaz")
+        assert calls and len(calls) == 1
     rows = promotions_since(settings, started)
     assert [(r["state"], r["from_version"], r["to_version"]) for r in rows] == [("intent", before, CANDIDATE)]
     assert mlflow_aliases(settings)["production"] == before  # the alias has not moved
@@ -305,8 +333,9 @@ def test_reconcile_rolls_back_an_interrupted_promotion_whose_signatures_no_longe
     assert len(audit_since(demo, started, "promotion_completed")) == 0
 
 
-def test_reconcile_finishes_an_interrupted_promotion(demo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    started, before = _crash_on_the_last_approval(demo, monkeypatch)
+def test_reconcile_finishes_a_promotion_whose_process_was_killed(demo: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    started, before = _crash_on_the_last_approval(demo, monkeypatch, kill=True)
     result = cli(demo.home, "reconcile", "--home", str(demo.home), "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     interrupted = [f for f in findings(result) if f["kind"] == "interrupted_promotion"]
@@ -318,6 +347,23 @@ def test_reconcile_finishes_an_interrupted_promotion(demo: Settings, monkeypatch
     completed = audit_since(demo, started, "promotion_completed")
     assert len(completed) == 1 and completed[0]["actor"] == "system"
     assert audit_since(demo, started, "promotion_intent")[0]["id"] < completed[0]["id"]
+
+
+# -- the audit trail's anchor in MLflow, written by every promotion ---------------------------------------------
+def anchors_in_mlflow(settings: Settings) -> dict[str, str]:
+    tags = MlflowClient(settings.tracking_uri, registry_uri=settings.registry_uri).get_registered_model(MODEL).tags
+    return {k: v for k, v in tags.items() if k.startswith(ANCHOR_TAG_PREFIX)}
+
+
+def test_every_promotion_anchors_its_intent_row_in_mlflow(demo: Settings) -> None:
+    started = new_round(demo, approvals=("ng", "okafor"))
+    promoted = approve(demo, "diaz")
+    assert promoted is not None
+    intent = audit_since(demo, started, "promotion_intent")[0]
+    assert anchors_in_mlflow(demo)[ANCHOR_TAG_PREFIX + promoted.id] == f"{intent['id']}:{intent['row_hash']}"
+    code, report = audit_verify(demo)
+    assert code == 0 and report["ok"] is True
+    assert report["anchors"] == len(anchors_in_mlflow(demo)) >= 2  # this promotion and the rounds' rollbacks
 
 
 # -- people who move the alias by hand ------------------------------------------------------------------------------
@@ -387,3 +433,84 @@ def test_a_changed_byte_in_the_production_model_is_caught(demo: Settings) -> Non
     result = cli(demo.home, "verify", "--home", str(demo.home), "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert any(f["kind"] == "artifact_verified" and f["model"] == MODEL for f in findings(result))
+
+
+# -- tampering the anchors catch ---------------------------------------------------------------------------------
+@pytest.fixture
+def restored_store(demo: Settings) -> Any:
+    """Tampering tests below change the module's store file; put it back afterwards for the tests after them."""
+    files = [demo.store_path, demo.store_path.with_name(demo.store_path.name + ".wal")]
+    kept = {f: f.read_bytes() for f in files if f.exists()}
+    yield
+    for f in files:
+        f.unlink(missing_ok=True)
+    for f, data in kept.items():
+        f.write_bytes(data)
+
+
+def rewrite_chain_from(store: Store, row_id: int, **changes: Any) -> None:
+    """What an intruder who knows the (public) hash rule does: edit one row, then recompute every hash after
+    it with plain DuckDB so that the chain alone is consistent again."""
+    con = duckdb.connect(str(store.path))
+    try:
+        if changes:
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            con.execute(f"UPDATE audit_events SET {sets} WHERE id = ?", [*changes.values(), row_id])  # noqa: S608
+        rows = con.execute("SELECT id, occurred_at, actor, action, target, model_name, model_version, "
+                           "CAST(detail AS VARCHAR), prev_hash FROM audit_events ORDER BY id").fetchall()
+        previous = GENESIS
+        for row in rows:
+            if row[0] >= row_id:
+                digest = row_hash(*row[:8], prev_hash=previous)
+                con.execute("UPDATE audit_events SET prev_hash = ?, row_hash = ? WHERE id = ?",
+                            [previous, digest, row[0]])
+                previous = digest
+            else:
+                previous = con.execute("SELECT row_hash FROM audit_events WHERE id = ?", [row[0]]).fetchone()[0]
+    finally:
+        con.close()
+
+
+def audit_verify(settings: Settings) -> tuple[int, dict[str, Any]]:
+    result = cli(settings.home, "audit", "verify", "--home", str(settings.home), "--json")
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_a_trail_rewritten_with_recomputed_hashes_is_caught_by_the_anchors(demo: Settings, restored_store: Any) -> None:
+    store = open_store(demo)
+    anchored = sorted(int(v.split(":")[0]) for v in anchors_in_mlflow(demo).values())
+    assert anchored, "the promotions above left anchors"
+    signed = store.query_one("SELECT id FROM audit_events WHERE action = 'signed' AND id < ? ORDER BY id DESC LIMIT 1",
+                             [anchored[-1]])
+    assert signed is not None
+    rewrite_chain_from(store, int(signed["id"]), actor="mallory")
+    assert verify_chain(store).ok  # the chain alone cannot tell: every link was recomputed
+    code, report = audit_verify(demo)
+    first = min(a for a in anchored if a >= signed["id"])
+    assert code == 1 and report["ok"] is False and report["first_bad_row"] == first, report
+    assert "rewritten" in report["reason"] and "MLflow tag" in report["reason"]
+
+
+def test_cutting_off_the_newest_rows_before_an_anchor_is_caught(demo: Settings, restored_store: Any) -> None:
+    store = open_store(demo)
+    newest = max(int(v.split(":")[0]) for v in anchors_in_mlflow(demo).values())
+    con = duckdb.connect(str(store.path))
+    try:
+        con.execute("DELETE FROM audit_events WHERE id >= ?", [newest])
+    finally:
+        con.close()
+    assert verify_chain(store).ok  # what is left is a consistent chain…
+    code, report = audit_verify(demo)
+    assert code == 1 and report["first_bad_row"] == newest and "missing" in report["reason"], report  # …but short
+
+
+def test_an_anchor_tag_that_is_not_one_fails_the_check(demo: Settings) -> None:
+    client = MlflowClient(demo.tracking_uri, registry_uri=demo.registry_uri)
+    key = ANCHOR_TAG_PREFIX + "forged"
+    client.set_registered_model_tag(MODEL, key, "not an anchor")
+    try:
+        code, report = audit_verify(demo)
+        assert code == 1 and report["first_bad_row"] is None and key in report["reason"], report
+    finally:
+        client.delete_registered_model_tag(MODEL, key)
+    assert audit_verify(demo)[0] == 0

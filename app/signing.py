@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from app import cache
+from app import cache, state
 from core.domain.access import Permission, User, can
 from core.domain.signoff import DECISION_LABELS, Signature
 from core.errors import ModelBoardError
@@ -72,4 +72,5 @@ def rollback_form(user: User, current: SignOffState) -> None:
         return
     cache.clear_reads()
     cache.clear_governance()
-    st.success(f"Rolled back: {model} v{done.to_version} is in production again.", icon=":material/undo:")
+    state.set_flash([f"Rolled back: {model} v{done.to_version} is in production again."])
+    st.rerun()

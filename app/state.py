@@ -8,6 +8,7 @@ from core.domain.access import Session
 
 _SESSION = "modelboard_session"
 _NOTICE = "modelboard_notice"
+_FLASH = "modelboard_flash"
 
 
 def current_session() -> Session | None:
@@ -29,6 +30,16 @@ def take_notice() -> str | None:
     """A message for the login page (e.g. why the last session ended), shown once."""
     value = st.session_state.pop(_NOTICE, None)
     return value if isinstance(value, str) else None
+
+
+def set_flash(messages: list[str]) -> None:
+    """Messages for the next run of this page: what an action just did, shown above the refreshed page."""
+    st.session_state[_FLASH] = list(messages)
+
+
+def take_flash() -> list[str]:
+    value = st.session_state.pop(_FLASH, None)
+    return [m for m in value if isinstance(m, str)] if isinstance(value, list) else []
 
 
 def viewer() -> Session:

@@ -20,6 +20,8 @@ store, registry = cache.store(), cache.registry()
 st.title("Sign-off")
 st.caption("A version reaches patients only when every gate passes and the people the policy names have signed. "
            "Signing asks for your username and password again.")
+for message in state.take_flash():  # what the last signature did, above the refreshed gates and quorum
+    st.success(message, icon=":material/draw:")
 models = [m.name for m in cache.models(user)]
 if not models:
     st.info("No registered models yet.")
@@ -73,13 +75,16 @@ st.caption(f"Fingerprints now — card {current.evidence.card_sha256}, evaluatio
 
 
 def _outcome(signature: Signature, promoted: promotion.Promotion | None) -> None:
+    """Show the page again with the new signature counted, and say above it what the signature did."""
     cache.clear_reads()
     cache.clear_governance()
-    st.success(f"Signed: {plain(signature.manifestation())}", icon=":material/draw:")
+    messages = [f"Signed: {plain(signature.manifestation())}"]
     if promoted is not None:
         kept = f", v{promoted.from_version} kept as 'previous'." if promoted.from_version else "."
-        st.success(f"{model} v{version} is now in production: MLflow alias 'production' moved to v{version}{kept}",
-                   icon=":material/rocket_launch:")
+        messages.append(f"{model} v{version} is now in production: MLflow alias 'production' moved to "
+                        f"v{version}{kept}")
+    state.set_flash(messages)
+    st.rerun()
 
 
 can_sign = can(user, Permission.SIGN_OFF)

@@ -98,12 +98,18 @@ def test_two_clinicians_and_a_data_scientist_sign_v2_and_production_moves(server
     expect(page.get_by_text("Signed: Dr. Priya Patel", exact=False)).to_be_visible(timeout=60_000)
     page.get_by_role("button", name="Log out").click()
 
-    for username in ("ng", "okafor"):
+    for username, quorum in (("ng", "1 of 2 clinicians (Dr. Alice Ng)"),
+                             ("okafor", "2 of 2 clinicians (Dr. Alice Ng, Dr. Chidi Okafor)")):
         approve(page, server, username)
+        # the page shows itself again with the new signature counted, not the state from before it
+        expect(page.get_by_text(f"Quorum not reached: {quorum}", exact=False)).to_be_visible()
         assert aliases()["production"] == 1  # quorum not reached yet
         page.get_by_role("button", name="Log out").click()
     approve(page, server, "diaz")
     expect(page.get_by_text("sepsis-icu v2 is now in production", exact=False)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Quorum reached:", exact=False)).to_be_visible()
+    expect(page.get_by_text("holds the 'production' alias", exact=False)).to_be_visible()
+    expect(page.get_by_role("button", name="Sign", exact=True)).to_have_count(0)  # nothing left to approve
     page.screenshot(path=str(OUTPUT / "sign-off-promoted.png"))
     assert aliases() == {"production": 2, "previous": 1}
     page.get_by_role("button", name="Log out").click()

@@ -16,9 +16,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from core.adapters.store import Cursor, Store
-
-if TYPE_CHECKING:
-    from core.adapters.registry import Registry
 from core.domain.access import Permission, User, require
 from core.domain.audit_chain import (
     ANCHOR_TAG_PREFIX,
@@ -30,6 +27,9 @@ from core.domain.audit_chain import (
     verify_rows,
 )
 from core.domain.clock import utc_now
+
+if TYPE_CHECKING:
+    from core.adapters.registry import Registry
 
 SYSTEM_ACTOR = "system"
 

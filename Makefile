@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | sha256sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8501
+TEST_WORKERS ?= 2
 MODELBOARD_HOME ?= $(CURDIR)/data/local
 export MODELBOARD_HOME
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -48,7 +49,7 @@ typecheck: install
 	$(PY) -m mypy core
 
 test: install chromium lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 clean-venv:
 	rm -rf $(VENV)

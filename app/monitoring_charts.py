@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 
 from core.domain.monitoring_policy import MonitoringPolicy
@@ -94,10 +95,38 @@ def subgroup_figure(series: pd.DataFrame, minimum: float | None, attribute: str)
 
 
 def distribution_figure(reference: pd.Series, current: pd.Series, column: str) -> go.Figure:
+    """Histograms for numbers; bars side by side for categories (text, flags), missing counted as a bar."""
     fig = _figure(f"{column}: reference (sign-off) against this window", "share of patients")
+    if pd.api.types.is_numeric_dtype(reference) and not pd.api.types.is_bool_dtype(reference):
+        for values, name in ((reference, "At sign-off (reference)"), (current, "This window")):
+            fig.add_histogram(x=values.dropna(), name=name, histnorm="probability", opacity=0.6, nbinsx=40)
+        fig.update_layout(barmode="overlay")
+        return fig
     for values, name in ((reference, "At sign-off (reference)"), (current, "This window")):
-        fig.add_histogram(x=values.dropna(), name=name, histnorm="probability", opacity=0.6, nbinsx=40)
-    fig.update_layout(barmode="overlay")
+        shares = values.map(lambda v: "(missing)" if pd.isna(v) else str(v)).value_counts(normalize=True)
+        fig.add_bar(x=shares.index, y=shares.to_numpy(), name=name)
+    fig.update_layout(barmode="group", yaxis_tickformat=".0%")
+    return fig
+
+
+def missing_figure(series: pd.DataFrame, windows: pd.DataFrame, policy: MonitoringPolicy) -> go.Figure:
+    """Each sometimes-missing input's missing share per window, its share at sign-off dotted."""
+    rule = policy.rule("input_missing")
+    limit = f" (alert when it rises more than {rule.threshold * 100:g} points)" if rule and rule.threshold else ""
+    fig = _figure("Missing inputs: share of patients without each input" + limit, "share of patients")
+    palette = plotly.colors.qualitative.Plotly
+    for i, (column, rows) in enumerate(series.groupby("column_name", sort=False)):
+        colour = palette[i % len(palette)]
+        fig.add_scatter(x=rows["window_start"], y=rows["missing_share"], mode="lines+markers", name=str(column),
+                        line={"color": colour})
+        fig.add_scatter(x=rows["window_start"], y=rows["reference_missing_share"], mode="lines", line={"dash": "dot",
+                        "color": colour}, name=f"{column} at sign-off")
+    hit = windows[_breached(windows, ("input_missing",))]
+    if not hit.empty:
+        worst = series.groupby("window_start")["missing_share"].max()
+        fig.add_scatter(x=hit["window_start"], y=worst.reindex(hit["window_start"]).to_numpy(), mode="markers",
+                        name="Alert raised or still open", marker={"symbol": "x", "size": 13, "color": ALERT_COLOUR})
+    fig.update_layout(yaxis_tickformat=".0%")
     return fig
 
 

@@ -141,7 +141,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     sensitive = tuple(c.strip() for c in args.sensitive.split(",") if c.strip()) if args.sensitive else None
     request = SubmissionRequest(model=args.model, version=args.version or 0, run_id=args.run,
                                 eval_data=Path(args.eval_data) if args.eval_data else None, label=args.label,
-                                sensitive=sensitive, deidentified=args.deidentified)
+                                sensitive=sensitive, deidentified=args.deidentified, complete_case=args.complete_case)
 
     def progress(step: str, fraction: float) -> None:
         if not args.json:
@@ -151,10 +151,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
                             request, progress=progress)
     result = stored.result
     summary = {k: result.get(k) for k in ("model", "version", "threshold", "overall", "subgroups", "criteria",
-                                           "criteria_passed")} | {"evaluation_id": stored.id, "reused": stored.reused}
+                                           "criteria_passed", "scoring", "complete_case")} | {
+        "evaluation_id": stored.id, "reused": stored.reused}
     failed = [c for c in result.get("criteria", []) if not c["passed"]]
     text = "\n".join([f"{args.model} v{stored.version} evaluated ({'reused' if stored.reused else 'new'} "
-                      f"evaluation {stored.id}); now in clinical review."]
+                      f"evaluation {stored.id}); now in clinical review.",
+                      "  " + str((result.get("scoring") or {}).get("sentence", ""))]
                      + [f"  {'PASS' if c['passed'] else 'FAIL'}  {c['criterion']}: {c['observed']} "
                         f"(required {c['required']})" for c in result.get("criteria", [])])
     _emit(args, summary, text)
@@ -215,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--sensitive", help="comma-separated sensitive attribute columns (default: the use case's)")
     submit.add_argument("--deidentified", action="store_true",
                         help="declare the data de-identified although identifier-like columns were found (audited)")
+    submit.add_argument("--complete-case", action="store_true",
+                        help="evaluate only patients with every model input present (for a model that cannot take "
+                             "missing values; the model card records how many were left out)")
     submit.set_defaults(func=cmd_submit)
 
     status = command("status", "show the installation: store schema, demo or not, registered models")

@@ -53,6 +53,14 @@ OXIMETER_BIAS: dict[str, float] = {"White": 0.0, "Black": 2.5, "Hispanic": 1.0, 
 OXIMETER_BIAS_GROWTH = 0.12  # the overestimate grows by 12 % per point of true saturation below 94
 OXIMETER_NOISE_SD = 1.0
 ASSAY_B_SLOPE, ASSAY_B_OFFSET = 1.25, 0.3
+ADMISSION_SOURCES = np.array(["emergency department", "ward", "operating theatre", "other hospital"])
+# Log-odds of a lactate being measured at ICU admission: clinicians order it when the admission looks worrying
+# (tachycardia, hypotension, fever or tachypnoea), less often for some patients than for others. The race terms
+# stand for a documented kind of disparity in sepsis work-up; their sizes are invented for the demo.
+LACTATE_ORDERED_BASE = 1.6
+LACTATE_ORDERED_CONCERN = 0.9  # per abnormal vital sign
+LACTATE_ORDERED_GAP: dict[str, float] = {"White": 0.0, "Black": -1.35, "Hispanic": -0.7, "Asian": -0.2, "Other": 0.0}
+CHARTED_FEATURES: list[str] = [*FEATURES, "admission_source"]
 
 
 @dataclass(frozen=True)
@@ -154,15 +162,31 @@ def _reported_lactate(lactate: np.ndarray, day: np.ndarray, change_day: int | No
     return np.round(reported, 2), np.where(after, "B", "A")
 
 
+def _as_charted(rng: np.random.Generator, df: pd.DataFrame, latent: _Latent) -> pd.DataFrame:
+    """The admission as the EHR records it: where the patient came from, and lactate only when it was ordered.
+
+    Drawn after every other column, so the patients and their other values are those of the plain cohort."""
+    sev, n = latent.severity, len(df)
+    logits = np.column_stack([0.3 * sev, -0.6 + 0.35 * sev, -0.8 - 0.5 * sev, -1.5 + 0.2 * sev])
+    shares = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    pick = (rng.random(n)[:, None] < shares.cumsum(axis=1)).argmax(axis=1)
+    concern = ((df["heart_rate"] > 100).astype(int) + (df["sbp"] < 100).astype(int)
+               + (df["temperature"] > 38.0).astype(int) + (df["resp_rate"] > 22).astype(int)).to_numpy()
+    gap = np.array([LACTATE_ORDERED_GAP[str(r)] for r in df["race_ethnicity"]])
+    ordered = rng.random(n) < _sigmoid(LACTATE_ORDERED_BASE + LACTATE_ORDERED_CONCERN * concern + gap)
+    return df.assign(admission_source=ADMISSION_SOURCES[pick], lactate=df["lactate"].where(ordered))
+
+
 def generate_icu_cohort(
     n: int, *, seed: int, start: date, days: int, lactate_assay_change_day: int | None = None,
-    id_prefix: str = "ENC",
+    id_prefix: str = "ENC", charted: bool = False,
 ) -> pd.DataFrame:
     """One row per ICU admission over `days` days from `start`; the same arguments give the same frame.
 
     `id_prefix` keeps encounter ids of different cohorts (derivation, post-change, production)
     apart. `lactate_assay_change_day` is the day (0 = `start`) from which lactate is reported
-    by assay B; the patients themselves, and every random draw, are unchanged by it."""
+    by assay B; the patients themselves, and every random draw, are unchanged by it. `charted`
+    adds the admission source and leaves lactate empty where it was not ordered (`_as_charted`)."""
     rng = np.random.default_rng(seed)
     df = _demographics(rng, n)
     df.insert(0, "encounter_id", [f"{id_prefix}-{i:06d}" for i in range(1, n + 1)])
@@ -174,7 +198,7 @@ def generate_icu_cohort(
         df[name] = values
     day = (df["admitted_at"] - pd.Timestamp(start)).dt.days.to_numpy()
     df["lactate"], df["lactate_assay"] = _reported_lactate(df["lactate"].to_numpy(), day, lactate_assay_change_day)
-    return df
+    return _as_charted(rng, df, latent) if charted else df
 
 
 def generate_readmission_cohort(n: int, *, seed: int, start: date, days: int) -> pd.DataFrame:

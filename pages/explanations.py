@@ -49,7 +49,7 @@ candidates = view.patients[view.patients["kind"] == kind]
 patient = st.selectbox("Patient (encounter)", candidates["encounter_id"].tolist())
 row = candidates[candidates["encounter_id"] == patient].iloc[0]
 parts = review.patient_contributions(evaluation, patient)
-labels = [f"{f} = {v:g}" for f, v in zip(parts["feature"], parts["value"], strict=True)]
+labels = [f"{f} = {review.format_value(v)}" for f, v in zip(parts["feature"], parts["value"], strict=True)]
 fig = go.Figure(go.Waterfall(orientation="h", y=labels, x=parts["shap"], base=view.base_value))
 fig.update_layout(title=f"Why {patient} scored {row['score']:.2f}", xaxis_title=f"prediction ({view.units})",
                   yaxis={"autorange": "reversed"})

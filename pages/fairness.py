@@ -6,9 +6,11 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app import cache, state
+from app.inputs_panel import missing_for_groups
 from app.widgets import choose_evaluation
 from app.wording import verdict
 from core.services import review
+from core.services.input_review import inputs_view
 
 user = state.viewer().user
 st.title("Fairness")
@@ -55,6 +57,11 @@ columns = ["group", "n", "positives", "prevalence", "sensitivity", "sensitivity_
 st.dataframe(groups[columns], hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in columns[3:-1]})
 st.caption("Blank cells are undefined (for example no patient with the outcome in the group), never zero.")
+
+inputs = inputs_view(evaluation)
+if inputs is not None and inputs.gappy and chosen in set(inputs.shares["attribute"]):
+    st.subheader(f"Missing inputs by {chosen}")
+    missing_for_groups(inputs, chosen, min_n=min_n)
 
 st.subheader("Calibration by group")
 calibrated = review.calibration_by_group(evaluation, chosen)

@@ -9,6 +9,7 @@ from app.monitoring_charts import (
     calibration_figure,
     distribution_figure,
     drift_figure,
+    missing_figure,
     performance_figure,
     score_figure,
     subgroup_figure,
@@ -63,6 +64,11 @@ left.caption("Of 100 patients the model flagged, how many developed the outcome 
 right.plotly_chart(calibration_figure(windows), width="stretch")
 right.caption("Above 1: more patients developed the outcome than the scores predicted (risk under-estimated); "
               "below 1: over-estimated. An assay change that raises the scores pushes it below 1.")
+missing = monitoring.missing_series(cache.store(), user, model, version)
+if not missing.empty:
+    st.plotly_chart(missing_figure(missing, windows, policy), width="stretch")
+    st.caption("A rise means more patients reach the model without that input (a changed EHR build, interface or "
+               "order set); the model still scores them, with less to go on.")
 unlabelled = windows[windows["labelled"] < windows["predictions"]]
 if not unlabelled.empty:
     st.info(f"{len(unlabelled)} window(s) still wait for outcomes: their performance is the estimate only.",
@@ -91,7 +97,9 @@ st.dataframe(pd.DataFrame({
     "Column": drift["column_name"], "What it is": drift["role"], "Test": drift["stattest"],
     "Drift score": drift["score"].round(3), "Drift from": drift["threshold"],
     "Drifted": drift["drifted"].map({True: "yes", False: "no"}),
-    "Mean at sign-off": drift["reference_mean"].round(3), "Mean in window": drift["current_mean"].round(3)}),
+    "Mean at sign-off": drift["reference_mean"].round(3), "Mean in window": drift["current_mean"].round(3),
+    "Missing at sign-off": drift["reference_missing_share"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}"),
+    "Missing in window": drift["missing_share"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")}),
     hide_index=True, width="stretch")
 st.caption("Distances (Wasserstein, Jensen–Shannon): higher means further apart; p-values (K-S, chi-square): "
            "lower means drift.")

@@ -6,8 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import state
+from app.inputs_panel import inputs_table, scoring_note
 from app.widgets import choose_evaluation
 from app.wording import calibration_lines
+from core.services.input_review import inputs_view
 
 WORDS = {
     "auroc": ("AUROC", "Chance that a patient who developed {o} scores higher than one who did not."),
@@ -29,6 +31,8 @@ detail = result["overall_detail"]
 st.caption(f"Evaluated by ModelBoard on {result['n']:,} patients ({result['data_source']}) at threshold "
            f"{result['threshold']}; {detail['alerts_per_100']:.0f} alerts per 100 admissions; prevalence "
            f"{detail['prevalence']:.1%}.")
+inputs = inputs_view(evaluation)
+scoring_note(inputs)
 
 rows = []
 for key, (name, sentence) in WORDS.items():
@@ -69,11 +73,22 @@ st.markdown(f"**Speed:** one patient scored in {latency['median_ms']:.1f} ms (me
             f"(95th percentile); all {latency['rows']:,} in {latency['batch_seconds']:.2f} s.")
 
 
-def effect(probe: dict[str, object]) -> str:
-    return str(probe["error"]) if probe["error"] else f"score moves {probe['mean_abs_score_change']:.3f} on average"
+if inputs is not None:
+    inputs_table(inputs)
 
 
-robust = pd.DataFrame([{"Input": r["feature"], "Missing value": effect(r["missing"]),
-                        "Absurd value": effect(r["out_of_range"])} for r in result["robustness"]])
-st.markdown("**Robustness:** what happens when an input is missing, or far outside the range seen?")
+def effect(probe: dict[str, object] | None) -> str:
+    if probe is None:
+        return "not probed"
+    if probe["error"]:
+        return f"the model fails ({probe['error']})"
+    moved = float(probe["mean_abs_score_change"])  # type: ignore[arg-type]
+    return f"risk moves {moved * 100:.1f} points on average"
+
+
+robust = pd.DataFrame([{"Input": r["feature"], "Set to a missing value": effect(r.get("missing")),
+                        "Set to an absurd value or an unseen category": effect(r.get("out_of_range"))}
+                       for r in result["robustness"]])
+st.markdown("**Robustness:** what happens to the predicted risk when an input is missing, far outside the range "
+            "seen, or a category the model never saw? (200 patients, one input changed at a time)")
 st.dataframe(robust, hide_index=True, width="stretch")

@@ -54,6 +54,9 @@ source = st.radio("Evaluation data", ["The validation cohort logged with the run
 upload = st.file_uploader("Evaluation file", type=["csv", "parquet"]) if source.startswith("Upload") else None
 deidentified = st.checkbox("I declare this data de-identified", help="Needed only if ModelBoard finds columns that "
                            "look like identifiers; the declaration is recorded in the audit log.")
+complete_case = st.checkbox("Evaluate complete cases only", help="Leave out patients with any missing input. Only "
+                            "for a model that cannot take missing values: the figures then do not describe those "
+                            "patients, and the model card says how many were left out, from which groups.")
 
 
 def _submit(progress: Progress) -> StoredEvaluation:
@@ -66,10 +69,11 @@ def _submit(progress: Progress) -> StoredEvaluation:
             raise ValidationError("choose the packaged model's .zip file first")
         return submit_packaged_upload(settings, store, registry, user, model=model, content=packaged.getvalue(),
                                       eval_name=upload.name, eval_content=upload.getvalue(),
-                                      deidentified=deidentified, progress=progress)
+                                      deidentified=deidentified, complete_case=complete_case, progress=progress)
     if kind == KINDS[1] and not run_id:
         raise ValidationError("enter the MLflow run ID of the run that logged the model")
-    request = SubmissionRequest(model, int(version), deidentified=deidentified, run_id=run_id or None)
+    request = SubmissionRequest(model, int(version), deidentified=deidentified, run_id=run_id or None,
+                                complete_case=complete_case)
     if upload is not None:
         return submit_upload(settings, store, registry, user, request, file_name=upload.name,
                              content=upload.getvalue(), progress=progress)

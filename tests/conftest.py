@@ -18,6 +18,18 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_OUTPUT = REPO / "test-output"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (`make test` runs two workers), keep each module on one worker, so a module's demo or
+    installation is built once, and every browser test on one worker, beside the one server they share."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = "browser" if module.startswith("tests/e2e/") else module
+        item.add_marker(pytest.mark.xdist_group(name=group))
+    # The browser group is the longest (its own demo, a server, real submissions): started first, it runs beside
+    # the other modules instead of after them.
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for an empty installation in tmp_path, ignoring the caller's environment."""
@@ -63,6 +75,16 @@ def evaluated_v2(demo_settings: Settings) -> object:
                           command_line_operator("pytest"), SubmissionRequest("sepsis-icu", 2))
 
 
+@pytest.fixture(scope="session")
+def evaluated_charted(demo_settings: Settings) -> object:
+    """sepsis-icu-charted v1 (a pipeline with a text input, lactate missing when not ordered) submitted once."""
+    from core.services.installation import open_registry
+    from core.services.submission import SubmissionRequest, submit_version
+
+    return submit_version(demo_settings, open_store(demo_settings), open_registry(demo_settings),
+                          command_line_operator("pytest"), SubmissionRequest("sepsis-icu-charted", 1))
+
+
 def fit_on_validation_cohort(settings: Settings, c: float) -> tuple[object, object, object]:
     """A data scientist's own model: a logistic regression fitted on the demo's validation cohort with
     v1's inputs, returned with its feature frame and the cohort (for runs and zips logged with plain MLflow)."""
@@ -73,6 +95,6 @@ def fit_on_validation_cohort(settings: Settings, c: float) -> tuple[object, obje
 
     registry = open_registry(settings)
     data = pd.read_parquet(registry.evaluation_dataset_path("sepsis-icu", 1))
-    features = [name for name, _ in registry.model_inputs("sepsis-icu", 1)]
+    features = [c.name for c in registry.model_inputs("sepsis-icu", 1)]
     X = data[features].astype("float64")
     return LogisticRegression(C=c, max_iter=1000).fit(X, data["sepsis_48h"]), X, data

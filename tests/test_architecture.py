@@ -69,3 +69,10 @@ def test_no_code_path_rewrites_audit_rows() -> None:
     found = {str(p.relative_to(REPO)): AUDIT_REWRITE.findall(p.read_text())
              for p in python_files("core") + python_files("app") + python_files("pages") + python_files("data")}
     assert {p: hits for p, hits in found.items() if hits} == {"core/adapters/migrations.py": ["UPDATE audit_events"]}
+
+
+def test_only_the_model_loader_loads_models() -> None:
+    """Unpickling happens in one module, which only the worker process runs (docs/decisions/0002, 0005)."""
+    loading = {str(p.relative_to(REPO)) for p in python_files("core") + python_files("app") + python_files("pages")
+               if re.search(r"\bload_model\(", p.read_text())}
+    assert loading == {"core/adapters/model_loader.py"}

@@ -33,7 +33,7 @@ from data.cohort import (
     generate_readmission_cohort,
 )
 from data.production import generate_production_log
-from data.train import LoggedVersion, _split, log_demo_models, tracking
+from data.train import HIST_TRUSTED_TYPES, TREE_TRUSTED_TYPES, LoggedVersion, _split, log_demo_models, tracking
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
@@ -69,6 +69,7 @@ def build_small_registry(folder: Path, seed: int = 11) -> SmallRegistry:
         post_change_cohort=generate_icu_cohort(1_500, seed=seed + 1, start=date(2026, 1, 1), days=60,
                                                lactate_assay_change_day=0, id_prefix="ENCB"),
         readmission_cohort=generate_readmission_cohort(1_500, seed=seed + 2, start=START, days=365),
+        charted_cohort=generate_icu_cohort(3_000, seed=seed, start=START, days=365, charted=True),
     )
     return SmallRegistry(uri, logged)
 
@@ -120,7 +121,8 @@ def test_lactate_assay_change_applies_from_its_day_only() -> None:
 def test_log_demo_models_registers_every_version_with_production_on_v1(small_registry: SmallRegistry) -> None:
     client = MlflowClient(small_registry.uri)
     assert [(v.model_name, v.version) for v in small_registry.logged] == [
-        ("sepsis-icu", 1), ("sepsis-icu", 2), ("sepsis-icu", 3), ("readmission-30d", 1)]
+        ("sepsis-icu", 1), ("sepsis-icu", 2), ("sepsis-icu", 3), ("readmission-30d", 1), ("sepsis-icu-charted", 1)]
+    assert "production" not in client.get_registered_model("sepsis-icu-charted").aliases  # a candidate
     for name in ("sepsis-icu", "readmission-30d"):
         registered = client.get_registered_model(name)
         assert {k: str(v) for k, v in registered.aliases.items()} == {"production": "1"}
@@ -139,18 +141,35 @@ def test_log_demo_models_registers_every_version_with_production_on_v1(small_reg
 
 def test_every_version_loads_back_through_pyfunc_with_its_trusted_types(small_registry: SmallRegistry) -> None:
     patients = cohort(5, n=200)
+    charted = generate_icu_cohort(200, seed=5, start=START, days=30, charted=True)
     discharges = generate_readmission_cohort(200, seed=5, start=START, days=30)
+    expected_types = {"gradient_boosting": TREE_TRUSTED_TYPES, "hist_gradient_boosting": HIST_TRUSTED_TYPES}
     with tracking(small_registry.uri):
         for logged in small_registry.logged:
             uri = f"models:/{logged.model_name}/{logged.version}"
             trusted = mlflow.models.get_model_info(uri).flavors["sklearn"]["skops_trusted_types"]
-            assert trusted == (["sklearn.tree._tree.Tree"] if logged.algorithm == "gradient_boosting" else [])
+            assert trusted == expected_types.get(logged.algorithm, [])
             model = mlflow.pyfunc.load_model(uri)
-            frame = patients if logged.model_name == "sepsis-icu" else discharges
+            frame = {"sepsis-icu": patients, "sepsis-icu-charted": charted}.get(logged.model_name, discharges)
             inputs = [spec.name for spec in model.metadata.get_input_schema().inputs]
-            proba = np.asarray(model.predict(frame[inputs].astype("float64")))
+            typed = frame[inputs].astype({c: "float64" for c in inputs if c != "admission_source"})
+            proba = np.asarray(model.predict(typed))
+            if logged.model_name == "sepsis-icu-charted":  # logged without pyfunc_predict_fn: predict gives classes
+                assert proba.shape == (200,) and set(np.unique(proba)) <= {0, 1}
+                proba = mlflow.sklearn.load_model(uri).predict_proba(typed)
             assert proba.shape == (200, 2) and ((proba >= 0) & (proba <= 1)).all()
             assert np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_the_charted_cohort_is_the_same_patients_with_lactate_missing_more_for_black_patients() -> None:
+    plain, charted = cohort(7, n=20_000), generate_icu_cohort(20_000, seed=7, start=START, days=365, charted=True)
+    assert plain.drop(columns="lactate").equals(charted.drop(columns=["lactate", "admission_source"]))
+    measured = charted["lactate"].notna()
+    assert (charted.loc[measured, "lactate"] == plain.loc[measured, "lactate"]).all()
+    missing = charted["lactate"].isna().groupby(charted["race_ethnicity"]).mean()
+    assert missing["Black"] > missing["White"] + 0.15  # the disparity the demo's Fairness page shows
+    assert set(charted["admission_source"]) == {"emergency department", "ward", "operating theatre",
+                                                "other hospital"}
 
 
 def test_training_and_production_log_are_deterministic_and_shift_on_their_day(

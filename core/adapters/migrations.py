@@ -435,4 +435,15 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        10,
+        "monitoring: each input's missing share per window, beside its share in the reference data",
+        (
+            "ALTER TABLE monitoring_feature_drift ADD COLUMN reference_missing_share DOUBLE",
+            "ALTER TABLE monitoring_feature_drift ADD COLUMN missing_share DOUBLE",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -27,6 +27,14 @@ from core.domain.models import (
     ModelVersionSummary,
     RegisteredModelSummary,
 )
+from core.domain.signature import (
+    InputColumn,
+    ModelSignature,
+    SignatureProblem,
+    columns_from_example,
+    parse_inputs,
+    parse_output,
+)
 from core.errors import NotFound, RegistryError, ValidationError
 
 MODEL_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
@@ -163,10 +171,17 @@ class Registry:
     def version_for_alias(self, name: str, alias: str) -> int | None:
         return self.aliases(name).get(alias)
 
-    def model_inputs(self, name: str, version: int) -> list[tuple[str, str]]:
-        """(column, type) pairs of the version's signature, read from its MLmodel file only
+    def model_inputs(self, name: str, version: int) -> list[InputColumn]:
+        """The version's input columns (name, type, required), read from its MLmodel file only
         (a YAML file: nothing is unpickled)."""
-        return _signature_inputs(self._version_mlmodel(name, version), f"{name} v{version}")
+        return list(self.model_signature(name, version).inputs)
+
+    def model_signature(self, name: str, version: int) -> ModelSignature:
+        """Inputs and output as the version's signature declares them (or its input example, without one)."""
+        mv = self._call(f"read version {version} of {name!r}", self.client.get_model_version,
+                        check_model_name(name), str(version))
+        location = self._artifact_location(mv)
+        return self._signature_at(location, self._mlmodel_at(location, f"{name} v{version}"), f"{name} v{version}")
 
     def model_flavors(self, name: str, version: int) -> dict[str, Any]:
         """The flavours section of the version's MLmodel file (how it was serialized), read as YAML only."""
@@ -202,9 +217,44 @@ class Registry:
             raise NotFound(f"run {run_id} logged no model: log one with mlflow.<flavor>.log_model(..., name='model')")
         return str(found[0].model_id), str(found[0].artifact_location)
 
-    def run_model_inputs(self, run_id: str) -> list[tuple[str, str]]:
-        what = f"the model of run {run_id}"
-        return _signature_inputs(self._mlmodel_at(self.run_model(run_id)[1], what), what)
+    def run_model_inputs(self, run_id: str) -> list[InputColumn]:
+        return list(self.run_model_signature(run_id).inputs)
+
+    def run_model_signature(self, run_id: str) -> ModelSignature:
+        what, location = f"the model of run {run_id}", self.run_model(run_id)[1]
+        return self._signature_at(location, self._mlmodel_at(location, what), what)
+
+    def _signature_at(self, location: str, mlmodel: Any, what: str) -> ModelSignature:
+        try:
+            if mlmodel.signature is not None and mlmodel.signature.inputs is not None:
+                spec = mlmodel.signature.to_dict()
+                return ModelSignature(parse_inputs(spec["inputs"], what), parse_output(spec.get("outputs")))
+            example = self._input_example(location, mlmodel)
+            if example is None:
+                return ModelSignature(parse_inputs(None, what), parse_output(None))
+            return ModelSignature(columns_from_example(*example), parse_output(None), source="input example")
+        except SignatureProblem as exc:
+            raise RegistryError(str(exc)) from None
+
+    def _input_example(self, location: str, mlmodel: Any) -> tuple[list[str], list[list[Any]]] | None:
+        """The columns and rows of a logged pandas input example (JSON, read as data)."""
+        import tempfile
+
+        from mlflow.artifacts import download_artifacts
+
+        info = getattr(mlmodel, "saved_input_example_info", None) or {}
+        if info.get("type") != "dataframe" or not info.get("artifact_path"):
+            return None
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                local = download_artifacts(artifact_uri=f"{location}/{info['artifact_path']}", dst_path=folder,
+                                           tracking_uri=self.tracking_uri)
+                example = json.loads(Path(local).read_text(encoding="utf-8"))
+        except (MlflowException, OSError, ValueError) as exc:
+            raise RegistryError(f"cannot read the logged input example at {location}: {exc}") from exc
+        if info.get("pandas_orient", "split") != "split" or not isinstance(example, dict):
+            return None
+        return [str(c) for c in example.get("columns", [])], list(example.get("data", []))
 
     def run_model_flavors(self, run_id: str) -> dict[str, Any]:
         what = f"the model of run {run_id}"
@@ -328,13 +378,3 @@ def _rows(profile: str | None) -> int | None:
     except (ValueError, AttributeError):
         return None
     return int(value) if value is not None else None
-
-
-def _signature_inputs(mlmodel: Any, what: str) -> list[tuple[str, str]]:
-    signature = mlmodel.signature
-    if signature is None or signature.inputs is None:
-        raise RegistryError(f"{what} was logged without a signature: log it again with "
-                            "signature=infer_signature(X, model.predict_proba(X))")
-    inputs = signature.inputs
-    return [(n, str(t).removeprefix("DataType.")) for n, t in
-            zip(inputs.input_names(), inputs.input_types(), strict=True)]

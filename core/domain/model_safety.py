@@ -30,19 +30,28 @@ ALLOWED_SKOPS_TYPES: frozenset[str] = frozenset({
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "numpy.dtype",
+    # what MLflow's own lightgbm flavour lists for an LGBMClassifier saved with skops
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "lightgbm.basic.Booster",
+    "collections.OrderedDict",
 })
 
 
 def untrusted_skops_types(flavors: Mapping[str, Any], extra_allowed: Iterable[str] = ()) -> list[str]:
-    """The types an MLmodel asks skops to trust that ModelBoard's allow-list does not hold."""
-    sklearn = flavors.get("sklearn")
-    if not isinstance(sklearn, Mapping) or sklearn.get("serialization_format") != "skops":
-        return []
-    requested = sklearn.get("skops_trusted_types") or []
-    if not isinstance(requested, list):
-        return [repr(requested)]
+    """The types an MLmodel asks skops to trust that ModelBoard's allow-list does not hold, in any flavour
+    saved with skops (scikit-learn's, and lightgbm's, which MLflow also saves that way)."""
     allowed = ALLOWED_SKOPS_TYPES | frozenset(extra_allowed)
-    return sorted({str(t) for t in requested} - allowed)
+    found: set[str] = set()
+    for section in flavors.values():
+        if not isinstance(section, Mapping) or section.get("serialization_format") != "skops":
+            continue
+        requested = section.get("skops_trusted_types") or []
+        if not isinstance(requested, list):
+            found.add(repr(requested))
+            continue
+        found |= {str(t) for t in requested} - allowed
+    return sorted(found)
 
 
 def check_loadable(flavors: Mapping[str, Any], what: str, extra_allowed: Iterable[str] = ()) -> None:

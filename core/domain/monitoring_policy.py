@@ -34,7 +34,14 @@ class AlertRule:
             "auroc_drop": f"AUROC fell more than {t:g} below its value at sign-off (whole 95 % interval below).",
             "subgroup_sensitivity": (f"Sensitivity in some patient group fell below {_pct(t)} (whole 99 % interval "
                                      "below; a group already below it at sign-off must fall 5 points further)."),
+            "input_missing": (f"One input is missing more often than at sign-off: its missing share rose by more "
+                              f"than {_points(t)} percentage points (whole 95 % interval above; a changed EHR build "
+                              "or order set leaves the model without it)."),
         }[self.name] + f" Severity: {self.severity}."
+
+
+def _points(value: float | None) -> str:
+    return "the limit's" if value is None else f"{value * 100:g}"
 
 
 def _pct(value: float | None) -> str:
@@ -47,6 +54,7 @@ DEFAULT_RULES = (
     AlertRule("score_psi", 0.20, "critical"),
     AlertRule("auroc_drop", 0.05, "critical"),
     AlertRule("subgroup_sensitivity", None, "critical"),
+    AlertRule("input_missing", 0.10, "warning"),
 )
 RULE_NAMES = tuple(r.name for r in DEFAULT_RULES)
 

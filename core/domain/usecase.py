@@ -47,6 +47,7 @@ class UseCase:
     criteria: PerformanceCriteria = field(default_factory=PerformanceCriteria)
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
     monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
+    positive_class: str | None = None  # the label value meaning "had the outcome", when it is not 1/true
     version: int = 0  # assigned by the store on import
 
     def plain_criteria(self) -> list[str]:
@@ -120,7 +121,13 @@ def parse_use_case(raw: Any) -> UseCase:
     if not isinstance(label, str) or not label.strip():
         problems.append("label is required: the column of the evaluation data that holds the outcome (0/1)")
     known = set(TEXT_FIELDS) | {"name", "threshold", "models", "label", "sensitive_attributes", "criteria", "version",
-                                   "promotion", "monitoring"}
+                                   "promotion", "monitoring", "positive_class"}
+    positive = raw.get("positive_class")
+    if positive is not None and (isinstance(positive, bool) or not isinstance(positive, str | int)
+                                 or not str(positive).strip()):
+        problems.append(f"positive_class must name the label value that means the outcome, e.g. 'sepsis', "
+                        f"not {positive!r}")
+        positive = None
     problems += [f"{k} is not a known field" for k in raw if k not in known]
     models = _names(raw.get("models"), "models", problems)
     sensitive = _names(raw.get("sensitive_attributes"), "sensitive_attributes", problems)
@@ -133,7 +140,7 @@ def parse_use_case(raw: Any) -> UseCase:
                    target_population=raw["target_population"].strip(), outcome=raw["outcome"].strip(),
                    threshold=float(threshold), models=models, label=str(label).strip(),
                    sensitive_attributes=sensitive, criteria=criteria, promotion=promotion,
-                   monitoring=monitoring)
+                   monitoring=monitoring, positive_class=None if positive is None else str(positive).strip())
 
 
 def to_document(use_case: UseCase) -> dict[str, Any]:
@@ -145,4 +152,5 @@ def to_document(use_case: UseCase) -> dict[str, Any]:
             "outcome": use_case.outcome, "threshold": use_case.threshold, "label": use_case.label,
             "models": list(use_case.models), "sensitive_attributes": list(use_case.sensitive_attributes),
             "criteria": criteria, "promotion": policy_document(use_case.promotion),
-            "monitoring": monitoring_document(use_case.monitoring)}
+            "monitoring": monitoring_document(use_case.monitoring)} | (
+                {"positive_class": use_case.positive_class} if use_case.positive_class is not None else {})

@@ -132,11 +132,13 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
         12_000, seed=seed + 1, start=date(2026, 1, 1), days=120, lactate_assay_change_day=0, id_prefix="ENCB"
     )
     readmission = generate_readmission_cohort(8_000, seed=seed + 2, start=DERIVATION_START, days=365)
+    charted = generate_icu_cohort(20_000, seed=seed, start=DERIVATION_START, days=365, charted=True)
     lap("cohorts")
     say("Training and logging the demo models in MLflow…")
     logged = log_demo_models(
         tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root, seed=seed,
         git_commit=_git_commit(), cohort=cohort, post_change_cohort=post_change, readmission_cohort=readmission,
+        charted_cohort=charted,
     )
     lap("models")
     say("Writing 90 days of production predictions…")

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from core.domain.identifiers import IdentifierFinding, find_identifiers
+from core.domain.signature import InputColumn
+from core.domain.typed_inputs import conform, label_problem, missing_inputs, outcome_values
 from core.errors import ValidationError
 
-NUMERIC_TYPES = {"double", "float", "long", "integer"}
 _CSV_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
@@ -26,6 +28,7 @@ class EvaluationData:
     source: str
     digest: str
     identifiers: tuple[IdentifierFinding, ...]
+    complete_case: CompleteCase | None = None
 
 
 def read_table(path: Path, *, max_bytes: int) -> pd.DataFrame:
@@ -57,53 +60,49 @@ def read_table(path: Path, *, max_bytes: int) -> pd.DataFrame:
     raise ValidationError(f"{path.name}: only .csv and .parquet evaluation files are accepted")
 
 
-def _numeric_problem(frame: pd.DataFrame, column: str) -> str | None:
-    values = frame[column]
-    if values.isna().any():
-        first = int(values.isna().to_numpy().argmax())
-        return (f"column '{column}' has {int(values.isna().sum())} empty values (first at data row {first + 1}, "
-                f"line {first + 2} of a CSV): the model needs every input; fill or drop those rows")
-    if values.dtype.kind in "biuf":
-        return None
-    coerced = pd.to_numeric(values, errors="coerce")
-    bad = coerced.isna() & values.notna()
-    if bad.any():
-        first = int(bad.to_numpy().argmax())
-        return (f"column '{column}' row {first + 1} (line {first + 2} of a CSV) holds {str(values.iloc[first])!r}, "
-                "which is not a number")
-    return None
+@dataclass(frozen=True)
+class CompleteCase:
+    """A complete-case evaluation, chosen by the submitter: who was left out for a missing input."""
+
+    rows_before: int
+    rows_dropped: int
+    dropped_by_group: dict[str, dict[str, float]]  # attribute → group → share of that group left out
+
+    def sentence(self) -> str:
+        share = self.rows_dropped / self.rows_before if self.rows_before else 0.0
+        return (f"complete cases only: {self.rows_dropped:,} of {self.rows_before:,} patients ({share:.0%}) with a "
+                "missing input were left out at the submitter's request")
 
 
-def _label_problem(frame: pd.DataFrame, label: str) -> str | None:
-    values = frame[label]
-    if values.isna().any():
-        return f"label '{label}' has {int(values.isna().sum())} empty values: every patient needs a known outcome"
-    found = sorted({str(v) for v in values.unique()})
-    if not set(found) <= {"0", "1", "True", "False", "0.0", "1.0"}:
-        shown = ", ".join(found[:6]) + (" …" if len(found) > 6 else "")
-        return f"label '{label}' must hold only 0 and 1 (outcome absent/present); found {shown}"
-    if len(found) < 2:
-        return f"label '{label}' holds only {found[0]}: the evaluation set needs patients with and without the outcome"
-    return None
+def _complete_cases(frame: pd.DataFrame, inputs: Sequence[InputColumn],
+                    sensitive: tuple[str, ...]) -> tuple[pd.DataFrame, CompleteCase]:
+    dropped = missing_inputs(frame, [c.name for c in inputs])
+    by_group = {a: {str(g): float(v) for g, v in dropped.groupby(frame[a].astype(str)).mean().items()}
+                for a in sensitive if a in frame.columns}
+    kept = frame[~dropped.to_numpy()].reset_index(drop=True)
+    return kept, CompleteCase(len(frame), int(dropped.sum()), by_group)
 
 
-def check_evaluation_data(frame: pd.DataFrame, *, inputs: list[tuple[str, str]], label: str,
-                          sensitive: tuple[str, ...], deidentified: bool, source: str) -> EvaluationData:
-    """All problems at once: missing columns, non-numeric inputs, a non-binary label,
-    absent sensitive columns, and direct identifiers unless declared de-identified."""
+def check_evaluation_data(frame: pd.DataFrame, *, inputs: Sequence[InputColumn], label: str,
+                          sensitive: tuple[str, ...], deidentified: bool, source: str,
+                          positive_class: str | None = None, complete_case: bool = False) -> EvaluationData:
+    """All problems at once: missing columns, values that are not of the signature's types (or missing where
+    it requires them), an outcome that is not two classes, absent sensitive columns, and direct identifiers
+    unless declared de-identified. Returns the inputs in their declared types and the outcome as 0/1."""
     problems = []
-    missing = [name for name, _ in inputs if name not in frame.columns]
+    missing = [c.name for c in inputs if c.name not in frame.columns]
     if missing:
         problems.append(f"columns {', '.join(missing)} are missing: the model's signature needs them")
-    for name, kind in inputs:
-        if name in frame.columns and kind in NUMERIC_TYPES:
-            problem = _numeric_problem(frame, name)
-            if problem:
-                problems.append(problem)
+    chosen: CompleteCase | None = None
+    if complete_case and not missing:
+        frame, chosen = _complete_cases(frame, inputs, sensitive)
+    digest = frame_digest(frame)  # of the patients evaluated: a complete-case run is not the full run
+    conformed = conform(frame, inputs)
+    problems += conformed.problems
     if label not in frame.columns:
         problems.append(f"label column '{label}' is missing: name the outcome column with --label")
     else:
-        problem = _label_problem(frame, label)
+        problem = label_problem(frame[label], label, positive_class)
         if problem:
             problems.append(problem)
     absent = [c for c in sensitive if c not in frame.columns]
@@ -114,10 +113,11 @@ def check_evaluation_data(frame: pd.DataFrame, *, inputs: list[tuple[str, str]],
         problems.append("; ".join(f.message() for f in findings) + ": remove direct identifiers, or declare the "
                         "data de-identified (--deidentified), which is recorded in the audit log")
     if len(frame) == 0:
-        problems.append("the evaluation data has no rows")
+        problems.append("the evaluation data has no rows" + (" with every input present" if chosen else ""))
     if problems:
         raise ValidationError("evaluation data refused: " + "; ".join(problems))
-    return EvaluationData(frame, source, frame_digest(frame), findings)
+    typed = conformed.frame.assign(**{label: outcome_values(frame[label], positive_class)})
+    return EvaluationData(typed, source, digest, findings, chosen)
 
 
 def frame_digest(frame: pd.DataFrame) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,12 @@ from core.config import Settings
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.domain.identifiers import find_identifiers
+from core.domain.signature import InputColumn
+from core.domain.typed_inputs import column_values
 from core.errors import NotFound, ValidationError
 from core.services.audit import record_event
 from core.services.evaluation_data import read_table
-from core.services.usecases import use_case_for_model
+from core.services.usecases import list_use_cases, use_case_for_model
 
 KEY, WHEN, SCORE, DECISION, OUTCOME = "encounter_id", "predicted_at", "score", "decision", "outcome"
 TRUE_WORDS, FALSE_WORDS = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no"}
@@ -82,7 +85,9 @@ def _refuse_file(frame: pd.DataFrame, needed: list[str], deidentified: bool, wha
         raise ValidationError(f"{what} refused, nothing was ingested: " + "; ".join(problems))
 
 
-def _prediction_reasons(frame: pd.DataFrame, features: list[str]) -> tuple[pd.Series, pd.Series]:
+def _prediction_reasons(frame: pd.DataFrame, inputs: list[InputColumn]) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
+    """Why each row is refused (None: accepted), the encounter keys, and the inputs in their declared types.
+    A missing input is a reason only where the model's signature requires the column."""
     reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     keys = frame[KEY].astype("string").str.strip()
     _flag(reasons, keys.isna() | (keys == ""), "encounter key is empty")
@@ -91,11 +96,23 @@ def _prediction_reasons(frame: pd.DataFrame, features: list[str]) -> tuple[pd.Se
     score = pd.to_numeric(frame[SCORE], errors="coerce")
     _flag(reasons, score.isna() | (score < 0) | (score > 1), "score is not a probability between 0 and 1")
     _flag(reasons, _booleans(frame[DECISION]).isna(), "decision is not true/false (1/0)")
-    for feature in features:
-        _flag(reasons, pd.to_numeric(frame[feature], errors="coerce").isna(),
-              f"input '{feature}' is empty or not a number")
+    typed = {}
+    for column in inputs:
+        found = column_values(frame[column.name], column)
+        _flag(reasons, found.bad, f"input '{column.name}' {found.why}")
+        if column.required:
+            _flag(reasons, found.values.isna(), f"input '{column.name}' is empty, but the model's signature "
+                                               "requires it")
+        typed[column.name] = found.values
     _flag(reasons, keys.duplicated(keep="first") & keys.notna(), "encounter appears more than once in this file")
-    return reasons, keys
+    return reasons, keys, pd.DataFrame(typed, index=frame.index)
+
+
+def _as_json(row: dict[Any, Any]) -> str:
+    """One row's inputs as stored: numbers, text and flags as JSON has them; missing as null."""
+    return json.dumps({k: None if v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v))
+                       else v.isoformat() if isinstance(v, pd.Timestamp) else v.item() if isinstance(v, np.generic)
+                       else v for k, v in row.items()})
 
 
 def ingest_predictions(settings: Settings, store: Store, registry: Registry, actor: User, *, model: str,
@@ -103,20 +120,21 @@ def ingest_predictions(settings: Settings, store: Store, registry: Registry, act
     """Add a file of production predictions of `model` v`version` (CSV or Parquet)."""
     require(actor, Permission.SUBMIT_MODELS)
     registry.get_version(model, version)  # NotFound for a version the registry does not hold
-    features = [name for name, _ in registry.model_inputs(model, version)]
+    inputs = registry.model_inputs(model, version)
     frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
-    _refuse_file(frame, [KEY, WHEN, SCORE, DECISION, *features], deidentified, f"prediction file {path.name}")
+    _refuse_file(frame, [KEY, WHEN, SCORE, DECISION, *(c.name for c in inputs)], deidentified,
+                 f"prediction file {path.name}")
     try:
         sensitive = [c for c in use_case_for_model(store, actor, model).sensitive_attributes if c in frame.columns]
     except NotFound:
         sensitive = []
-    reasons, keys = _prediction_reasons(frame, features)
+    reasons, keys, typed = _prediction_reasons(frame, inputs)
     good = frame[reasons.isna()]
     rows = pd.DataFrame({
         "model_name": model, "model_version": version, "encounter_id": keys[reasons.isna()].astype(str),
         "predicted_at": pd.to_datetime(good[WHEN], utc=True).dt.tz_localize(None),
         "score": pd.to_numeric(good[SCORE]).astype(float), "decision": _booleans(good[DECISION]).astype(bool),
-        "features": [json.dumps(r) for r in good[features].apply(pd.to_numeric).to_dict(orient="records")],
+        "features": [_as_json(r) for r in typed[reasons.isna()].astype(object).to_dict(orient="records")],
         "attributes": [json.dumps(r) for r in good[sensitive].astype(str).to_dict(orient="records")],
         "ingested_at": utc_now()})
     digest = _sha256(path)
@@ -157,6 +175,23 @@ def _finish(cur: Cursor, actor: User, path: Path, digest: str, kind: str, model:
     return report
 
 
+def _outcomes(store: Store, actor: User, frame: pd.DataFrame) -> pd.Series:
+    """True/False per row: 0/1 and true/false words, or two named classes of which one is the positive class a
+    use case names (of the file's models when it names them). Anything else is None (quarantined)."""
+    outcome = _booleans(frame[OUTCOME])
+    words = frame[OUTCOME].astype("string").str.strip()
+    named = outcome.isna() & words.notna()
+    if not named.any():
+        return outcome
+    models = set(frame["model_name"].dropna().astype(str)) if "model_name" in frame else None
+    positives = {u.positive_class for u in list_use_cases(store, actor)
+                 if u.positive_class is not None and (models is None or models & set(u.models))}
+    values = set(words[named])
+    if len(values) == 2 and len(values & positives) == 1:
+        outcome = outcome.mask(named, words.isin(positives))
+    return outcome
+
+
 def ingest_labels(settings: Settings, store: Store, actor: User, *, path: Path) -> IngestReport:
     """Add outcomes that arrived after the predictions (encounter_id, outcome[, model_name][, labelled_at])."""
     require(actor, Permission.SUBMIT_MODELS)
@@ -165,8 +200,8 @@ def ingest_labels(settings: Settings, store: Store, actor: User, *, path: Path) 
     reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     keys = frame[KEY].astype("string").str.strip()
     _flag(reasons, keys.isna() | (keys == ""), "encounter key is empty")
-    outcome = _booleans(frame[OUTCOME])
-    _flag(reasons, outcome.isna(), "outcome is not 0 or 1")
+    outcome = _outcomes(store, actor, frame)
+    _flag(reasons, outcome.isna(), "outcome is not 0/1, true/false, or the use case's two named classes")
     _flag(reasons, keys.duplicated(keep="first") & keys.notna(), "encounter appears more than once in this file")
     labelled = (pd.to_datetime(frame["labelled_at"], errors="coerce", utc=True).dt.tz_localize(None)
                 if "labelled_at" in frame else pd.Series(utc_now(), index=frame.index))

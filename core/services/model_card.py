@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+import pandas as pd
+
 from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
@@ -26,6 +28,7 @@ from core.domain.model_card import (
     to_markdown,
 )
 from core.domain.models import ModelVersionDetail
+from core.domain.signature import InputColumn
 from core.errors import NotFound, ValidationError
 from core.services.audit import record_event
 from core.services.submission import latest_evaluation
@@ -59,6 +62,34 @@ def _performance(result: dict[str, Any]) -> str:
             + f"; calibration slope {_fmt(slope, 2)}, expected calibration error {_fmt(ece)}.")
 
 
+def _missing_inputs(result: dict[str, Any]) -> str:
+    """Which inputs were missing, for whom, what it cost, and whether patients were left out (complete cases)."""
+    from core.metrics.missingness import missing_sentence
+
+    shares = pd.DataFrame(result.get("missingness") or [], columns=["attribute", "group", "column", "n", "missing",
+                                                                   "share"])
+    overall = shares[(shares["attribute"] == "overall") & (shares["missing"] > 0)]
+    parts = [f"{r['column']} missing for {r['missing']:,} of {r['n']:,} patients ({r['share']:.0%})"
+             for _, r in overall.iterrows()]
+    attributes = [a for a in shares["attribute"].unique() if a != "overall"]
+    parts += [sentence for c in overall["column"] for a in attributes
+              if (sentence := missing_sentence(shares, c, a, min_n=int(result.get("min_n", 100))))]
+    for entry in result.get("missing_flagged") or []:
+        gone, there = entry["missing"], entry["present"]
+        if gone["positives"] and there["positives"]:
+            parts.append(f"of 100 patients with the outcome whose {entry['column']} was missing the model flagged "
+                         f"{gone['sensitivity'] * 100:.0f}, against {there['sensitivity'] * 100:.0f} when it was "
+                         "present")
+    complete = result.get("complete_case")
+    if complete:
+        share = complete["rows_dropped"] / max(complete["rows_before"], 1)
+        parts.append(f"evaluated on complete cases only, at the submitter's request: {complete['rows_dropped']:,} of "
+                     f"{complete['rows_before']:,} patients ({share:.0%}) with a missing input were left out")
+    if not parts:
+        return "No input was missing for any patient of the evaluation data." if "missingness" in result else ""
+    return "; ".join(parts)[:1].upper() + "; ".join(parts)[1:] + "."
+
+
 def _fairness(result: dict[str, Any]) -> str:
     criteria = result.get("criteria", [])
     lines = [f"{'PASS' if c['passed'] else 'FAIL'} {c['criterion']}: {c['observed']} (required {c['required']})"
@@ -88,7 +119,8 @@ def figures_of(result: dict[str, Any]) -> EvaluationFigures:
                              criteria)
 
 
-def _mlflow_values(detail: ModelVersionDetail, inputs: list[str]) -> dict[str, str]:
+def _mlflow_values(detail: ModelVersionDetail, columns: list[InputColumn]) -> dict[str, str]:
+    inputs = [c.name for c in columns]
     params = detail.params
     hyper = ", ".join(f"{k}={v}" for k, v in sorted(params.items())
                       if k in ("C", "n_estimators", "max_depth", "learning_rate", "subsample"))
@@ -96,7 +128,7 @@ def _mlflow_values(detail: ModelVersionDetail, inputs: list[str]) -> dict[str, s
     datasets = "; ".join(f"{d.context}: {d.name} ({d.rows} rows, digest {d.digest})" for d in detail.datasets)
     return {
         "model_type": f"{params.get('algorithm', 'not logged')}" + (f" ({hyper})" if hyper else ""),
-        "inputs": ", ".join(inputs),
+        "inputs": ", ".join(c.describe() for c in columns),
         "sensitive_inputs": ("Yes: " + ", ".join(demographic)) if demographic else
         "No race, ethnicity, language, sex, gender, date of birth or social-determinant inputs.",
         "training_data": f"{params.get('n_derivation', '?')} admissions, "
@@ -118,7 +150,7 @@ def build_card(store: Store, registry: Registry, viewer: User, model: str, versi
     require(viewer, Permission.VIEW_REGISTRY)
     detail = registry.get_version(model, version)
     values = {k: "" for k in (f.key for f in FIELDS)}
-    values |= _mlflow_values(detail, [name for name, _ in registry.model_inputs(model, version)])
+    values |= _mlflow_values(detail, registry.model_inputs(model, version))
     try:
         uc = use_case_for_model(store, viewer, model)
         values |= {"summary": f"{uc.title}. {detail.summary.description}".strip(),
@@ -129,7 +161,9 @@ def build_card(store: Store, registry: Registry, viewer: User, model: str, versi
         pass
     evaluation = latest_evaluation(store, viewer, model, version)
     if evaluation is not None:
-        values |= {"performance": _performance(evaluation.result), "fairness": _fairness(evaluation.result)}
+        result = evaluation.result
+        values |= {"performance": _performance(result), "fairness": _fairness(result),
+                   "missing_inputs": _missing_inputs(result), "scoring": result.get("scoring", {}).get("sentence", "")}
     values |= {k: v for k, v in narratives(store, model, version).items() if k in NARRATIVE_KEYS}
     return ModelCard(model, version, values, figures=figures_of(evaluation.result) if evaluation else None)
 

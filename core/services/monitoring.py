@@ -29,6 +29,7 @@ from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.domain.models import STATUS_TAG
 from core.domain.monitoring_policy import MonitoringPolicy
+from core.domain.signature import InputColumn
 from core.errors import ModelBoardError, NotFound
 from core.services.alerts import raise_alert
 from core.services.audit import record_event
@@ -160,7 +161,7 @@ def _monitor_version(settings: Settings, store: Store, registry: Registry, actor
     if known_reference is None:  # the reference was built just now: its hash belongs in the fingerprint
         return _monitor_version(settings, store, registry, actor, model, version, now, run_id)
     ref = reference.frame()
-    features = [name for name, _ in registry.model_inputs(model, version)]
+    columns = registry.model_inputs(model, version)
     attributes = [a for a in use_case.sensitive_attributes if a in ref.columns]
     at_signoff = reference_subgroups(reference, ref, attributes)
     windows, breaches = [], []
@@ -171,7 +172,7 @@ def _monitor_version(settings: Settings, store: Store, registry: Registry, actor
                 held.enter_context(store.cursor())
                 held_since = time.monotonic()
             record, raised = _one_window(store, reference, ref, model, version, policy, start, end, fingerprint,
-                                         run_id, features, attributes, at_signoff)
+                                         run_id, columns, attributes, at_signoff)
             windows.append(record)
             breaches += raised
             if time.monotonic() - held_since > HOLD_S:
@@ -182,11 +183,11 @@ def _monitor_version(settings: Settings, store: Store, registry: Registry, actor
 
 def _one_window(store: Store, reference: Reference, ref: pd.DataFrame, model: str, version: int,
                 policy: MonitoringPolicy, start: datetime, end: datetime, fingerprint: str, run_id: str,
-                features: list[str], attributes: list[str],
+                columns: list[InputColumn], attributes: list[str],
                 at_signoff: dict[tuple[str, str], float]) -> tuple[WindowRecord, list[Breach]]:
     """Compute, judge and store one window; its alerts are raised in the same transaction."""
-    current = read_window(store, model, version, start, end, features, attributes)
-    figures = window_figures(reference, ref, current, start=start, end=end, features=features,
+    current = read_window(store, model, version, start, end, columns, attributes)
+    figures = window_figures(reference, ref, current, start=start, end=end, columns=columns,
                              attributes=attributes, at_signoff=at_signoff)
     found = judge(policy, reference, figures, model=model, version=version)
     breaches = []
@@ -229,7 +230,7 @@ def _store_window(cur: Cursor, model: str, version: int, policy: MonitoringPolic
     drift = f.drift.assign(model_name=model, model_version=version, granularity=policy.window, window_start=f.start)
     cur.register("window_drift", drift[["model_name", "model_version", "granularity", "window_start", "column", "role",
                                         "kind", "stattest", "score", "threshold", "drifted", "reference_mean",
-                                        "current_mean"]])
+                                        "current_mean", "reference_missing_share", "missing_share"]])
     cur.execute("INSERT INTO monitoring_feature_drift SELECT * FROM window_drift")
     groups = f.subgroups.assign(model_name=model, model_version=version, granularity=policy.window,
                                 window_start=f.start)
@@ -299,9 +300,21 @@ def window_series(store: Store, viewer: User, model: str, version: int) -> pd.Da
 def feature_drift(store: Store, viewer: User, model: str, version: int, window_start: datetime) -> pd.DataFrame:
     require(viewer, Permission.VIEW_PRODUCTION_LOG)
     return store.query_df(
-        "SELECT column_name, role, kind, stattest, score, threshold, drifted, reference_mean, current_mean "
-        "FROM monitoring_feature_drift WHERE model_name = ? AND model_version = ? AND window_start = ? "
+        "SELECT column_name, role, kind, stattest, score, threshold, drifted, reference_mean, current_mean, "
+        "reference_missing_share, missing_share FROM monitoring_feature_drift "
+        "WHERE model_name = ? AND model_version = ? AND window_start = ? "
         "ORDER BY role, drifted DESC, score DESC", [model, version, window_start])
+
+
+def missing_series(store: Store, viewer: User, model: str, version: int) -> pd.DataFrame:
+    """Per window, the missing share of every input that was ever missing (in the reference or a window)."""
+    require(viewer, Permission.VIEW_PRODUCTION_LOG)
+    return store.query_df(
+        "SELECT window_start, column_name, missing_share, reference_missing_share FROM monitoring_feature_drift "
+        "WHERE model_name = ? AND model_version = ? AND role = 'input' AND column_name IN (SELECT column_name "
+        "FROM monitoring_feature_drift WHERE model_name = ? AND model_version = ? AND role = 'input' "
+        "AND (missing_share > 0 OR reference_missing_share > 0)) ORDER BY window_start, column_name",
+        [model, version, model, version])
 
 
 def subgroup_series(store: Store, viewer: User, model: str, version: int, attribute: str) -> pd.DataFrame:
@@ -319,8 +332,8 @@ class WindowComparison:
 
     reference: pd.DataFrame
     current: pd.DataFrame
-    features: list[str]
-    attributes: list[str]
+    numerical: list[str]  # inputs compared as numbers
+    categorical: list[str]  # text and flag inputs, then the patient mix (sensitive attributes)
 
 
 def window_comparison(store: Store, registry: Registry, viewer: User, model: str, version: int, start: datetime,
@@ -330,16 +343,19 @@ def window_comparison(store: Store, registry: Registry, viewer: User, model: str
     if reference is None:
         raise NotFound(f"{model} v{version} has no reference data yet: run `python -m core.cli monitor`")
     ref = reference.frame()
-    features = [name for name, _ in registry.model_inputs(model, version)]
+    columns = [c for c in registry.model_inputs(model, version) if c.kind != "datetime"]
     attributes = [a for a in use_case_for_model(store, viewer, model).sensitive_attributes if a in ref.columns]
-    current = read_window(store, model, version, start, end, features, attributes)
-    return WindowComparison(ref[features + attributes], current[features + attributes], features, attributes)
+    current = read_window(store, model, version, start, end, columns, attributes)
+    features = [c.name for c in columns]
+    return WindowComparison(ref[features + attributes], current[features + attributes],
+                            [c.name for c in columns if c.kind == "numerical"],
+                            [c.name for c in columns if c.kind == "categorical"] + attributes)
 
 
 def window_drift_report(comparison: WindowComparison) -> DriftReport:
     """evidently's own report of one window, for the drill-down (a few seconds: never on every page load)."""
-    return drift_report(comparison.reference, comparison.current, numerical=comparison.features,
-                        categorical=comparison.attributes)
+    return drift_report(comparison.reference, comparison.current, numerical=comparison.numerical,
+                        categorical=comparison.categorical)
 
 
 def subgroup_attributes(store: Store, viewer: User, model: str, version: int) -> list[str]:

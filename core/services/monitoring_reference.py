@@ -147,22 +147,25 @@ def _run_reference_worker(settings: Settings, model: str, version: int) -> None:
 def score_logged_evaluation_set(settings: Settings, store: Store, registry: Registry, viewer: User, model: str,
                                 version: int) -> Reference:
     """In the worker only: load the version through MLflow and score the dataset logged with its run."""
-    import mlflow.pyfunc
-
-    from core.services.evaluation import positive_class_scores
+    from core.domain.typed_inputs import conform, label_problem, outcome_values
     from core.services.evaluation_data import read_table
+    from core.services.risk_model import load_risk_model
 
     use_case = use_case_for_model(store, viewer, model)
     frame = read_table(Path(registry.evaluation_dataset_path(model, version)), max_bytes=10**10)
-    features = [name for name, _ in registry.model_inputs(model, version)]
-    missing = [c for c in [*features, use_case.label] if c not in frame.columns]
-    if missing:
-        raise ModelBoardError(f"the evaluation dataset logged with {model} v{version} lacks {', '.join(missing)}: "
-                              "submit the version for evaluation with a complete evaluation file instead")
-    loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
-    scores = positive_class_scores(loaded.predict(frame[features].astype("float64")))
-    keep = [c for c in [*features, *use_case.sensitive_attributes] if c in frame.columns]
-    return save_reference(settings, store, model=model, version=version, frame=frame[keep].reset_index(drop=True),
-                          labels=frame[use_case.label].astype(float).astype(int).to_numpy(), scores=scores,
+    signature = registry.model_signature(model, version)
+    missing = [c for c in [*signature.names, use_case.label] if c not in frame.columns]
+    conformed = conform(frame, signature.inputs)
+    problems = ([f"it lacks {', '.join(missing)}"] if missing else []) + list(conformed.problems)
+    label = None if missing else label_problem(frame[use_case.label], use_case.label, use_case.positive_class)
+    if problems or label:
+        raise ModelBoardError(f"the evaluation dataset logged with {model} v{version} cannot be scored: "
+                              + "; ".join(problems + ([label] if label else []))
+                              + ". Submit the version for evaluation with a complete evaluation file instead")
+    _, scores = load_risk_model(model, version, signature, conformed.frame, positive_class=use_case.positive_class)
+    keep = [c for c in [*signature.names, *use_case.sensitive_attributes] if c in frame.columns]
+    return save_reference(settings, store, model=model, version=version,
+                          frame=conformed.frame[keep].reset_index(drop=True),
+                          labels=outcome_values(frame[use_case.label], use_case.positive_class), scores=scores,
                           threshold=use_case.threshold,
                           source="the evaluation dataset logged with its MLflow run, scored by ModelBoard's worker")

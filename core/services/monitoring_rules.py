@@ -89,7 +89,27 @@ def _measure(rule: AlertRule, policy: MonitoringPolicy, reference: Reference,
                              f"patients with outcomes, against {reference.auroc:.2f} at sign-off (floor {floor:.2f}).")
     if rule.name == "subgroup_sensitivity":
         return _worst_subgroup(f, limit, policy.min_subgroup_positives)
+    if rule.name == "input_missing":
+        return _missing_rise(f, limit)
     return None
+
+
+def _missing_rise(f: WindowFigures, limit: float) -> tuple[float, str] | None:
+    """The input whose missing share rose most, when the rise passes the limit with its whole 95 % interval:
+    a window of a few hundred patients moves a share by a few points by chance."""
+    rises = f.missing_rises()
+    if rises.empty:
+        return None
+    missing = np.round(rises["missing_share"].to_numpy(float) * f.predictions)
+    lo, _ = wilson(missing, np.full(len(rises), float(f.predictions)))
+    beyond = rises[lo - rises["reference_missing_share"].to_numpy(float) > limit]
+    if beyond.empty:
+        return None
+    top = beyond.iloc[0]
+    return float(top["rise"]), (
+        f"{top['column']} is missing for {top['missing_share']:.0%} of this window's patients, against "
+        f"{top['reference_missing_share']:.0%} at sign-off (limit: a rise of {limit * 100:g} points). The model "
+        f"sees these patients without {top['column']}; check the EHR build, interfaces and order sets.")
 
 
 def _strongest_input(f: WindowFigures, limit: float) -> tuple[float, str] | None:
@@ -128,6 +148,12 @@ def _worst_subgroup(f: WindowFigures, limit: float, min_positives: int) -> tuple
            if not math.isnan(worst["reference_sensitivity"]) else "."))
 
 
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts: an untested column's score is null, not NaN."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
 def _breach(rule: AlertRule, reference: Reference, f: WindowFigures, model: str, version: int, value: float,
             detail: str) -> Breach:
     day = f"{f.start:%Y-%m-%d}" + ("" if f.end - f.start <= _ONE_DAY else f" to {f.end - _ONE_DAY:%Y-%m-%d}")
@@ -139,13 +165,15 @@ def _breach(rule: AlertRule, reference: Reference, f: WindowFigures, model: str,
     titles = {"drifted_feature_share": "Many of the model's inputs drifted",
               "input_drift": "One of the model's inputs shifted strongly",
               "score_psi": "The model's risk scores shifted", "auroc_drop": "The model discriminates worse",
-              "subgroup_sensitivity": "The model misses patients in a subgroup"}
+              "subgroup_sensitivity": "The model misses patients in a subgroup",
+              "input_missing": "One of the model's inputs is missing more often"}
     evidence = {"window_start": f.start.isoformat(), "window_end": f.end.isoformat(), "value": value,
                 "threshold": rule.threshold, "predictions": f.predictions, "labelled": f.labelled,
                 "drifted_inputs": drifted, "score_psi": f.score_psi, "mean_score": f.mean_score,
                 "reference_mean_score": f.reference_mean_score, "flagged_share": f.flagged_share,
                 "reference_flagged_share": f.reference_flagged_share, "reference": reference.source,
-                "drift": f.drift[["column", "score", "threshold", "drifted"]].to_dict(orient="records")}
+                "drift": _records(f.drift[["column", "score", "threshold", "drifted", "reference_missing_share",
+                                           "missing_share"]])}
     return Breach(rule.name, rule.severity, model, version, f.start.isoformat(), f.end.isoformat(), float(value),
                   float(rule.threshold or 0.0), f"{titles[rule.name]} ({model} v{version}, {day})",
                   f"{detail} {shifted} {scores}", evidence)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.adapters.store import Store
+from core.domain.signature import InputColumn
 from core.metrics.drift import data_drift, population_stability_index
 from core.metrics.monitoring import (
     EstimatedPerformance,
@@ -30,7 +31,7 @@ class WindowFigures:
     end: datetime
     predictions: int
     labelled: int
-    drift: pd.DataFrame  # one row per column: column, role, kind, stattest, score, threshold, drifted, means
+    drift: pd.DataFrame  # one row per column: DRIFT_COLUMNS (test, score, decision, means, missing shares)
     n_inputs: int
     n_drifted: int
     score_psi: float
@@ -46,15 +47,32 @@ class WindowFigures:
     def drifted_share(self) -> float:
         return self.n_drifted / self.n_inputs if self.n_inputs else float("nan")
 
+    def missing_rises(self) -> pd.DataFrame:
+        """Inputs more often missing than at sign-off: column, reference_missing_share, missing_share, rise."""
+        inputs = self.drift[self.drift["role"] == "input"]
+        rise = inputs["missing_share"] - inputs["reference_missing_share"]
+        return inputs.assign(rise=rise)[rise > 0].sort_values("rise", ascending=False)
+
     def drifted_inputs(self) -> list[str]:
         rows = self.drift[(self.drift["role"] == "input") & self.drift["drifted"]]
         return rows.sort_values("score", ascending=False)["column"].tolist()
 
 
-def read_window(store: Store, model: str, version: int, start: datetime, end: datetime, features: list[str],
-                attributes: list[str]) -> pd.DataFrame:
-    """The window's predictions with inputs and attributes as typed columns, and the outcome where known."""
-    inputs = [f"CAST(json_extract(p.features, ?) AS DOUBLE) AS f{i}" for i in range(len(features))]
+def _extract(column: InputColumn, i: int) -> str:
+    """SQL reading one input from the JSON log in its declared type (JSON null → NULL)."""
+    if column.kind == "numerical":
+        return f"CAST(json_extract(p.features, ?) AS DOUBLE) AS f{i}"
+    if column.type == "boolean":
+        return f"CAST(json_extract(p.features, ?) AS BOOLEAN) AS f{i}"
+    return f"json_extract_string(p.features, ?) AS f{i}"
+
+
+def read_window(store: Store, model: str, version: int, start: datetime, end: datetime,
+                columns: list[InputColumn], attributes: list[str]) -> pd.DataFrame:
+    """The window's predictions with inputs (in their declared types) and attributes as columns, and the
+    outcome where known."""
+    features = [c.name for c in columns]
+    inputs = [_extract(c, i) for i, c in enumerate(columns)]
     groups = [f"json_extract_string(p.attributes, ?) AS a{i}" for i in range(len(attributes))]
     frame = store.query_df(
         f"SELECT {', '.join(['p.score', 'p.decision', 'l.outcome', *inputs, *groups])} "  # noqa: S608 - fixed aliases
@@ -78,17 +96,18 @@ def reference_subgroups(reference: Reference, ref: pd.DataFrame, attributes: lis
 
 
 def window_figures(reference: Reference, ref: pd.DataFrame, current: pd.DataFrame, *, start: datetime,
-                   end: datetime, features: list[str], attributes: list[str],
+                   end: datetime, columns: list[InputColumn], attributes: list[str],
                    at_signoff: dict[tuple[str, str], float] | None = None) -> WindowFigures:
-    """Drift, score drift, the CBPE estimate and — for labelled rows — realised performance and subgroups."""
+    """Drift, missing inputs, score drift, the CBPE estimate and — for labelled rows — realised performance
+    and subgroups."""
     attributes = [a for a in attributes if a in ref.columns]
-    drift = _drift_table(ref, current, features, attributes)
+    drift = _drift_table(ref, current, columns, attributes)
     scores, flagged = current["score"].to_numpy(float), current["decision"].to_numpy(bool)
     labelled = current["outcome"].notna().to_numpy()
     realised = (realised_performance(current["outcome"][labelled].to_numpy(int), scores[labelled],
                                      flagged[labelled]) if labelled.any() else None)
     ref_scores = ref[SCORE].to_numpy(float)
-    inputs = drift[drift["role"] == "input"]
+    inputs = drift[(drift["role"] == "input") & (drift["stattest"] != "none")]
     return WindowFigures(
         start=start, end=end, predictions=len(current), labelled=int(labelled.sum()), drift=drift,
         n_inputs=len(inputs), n_drifted=int(inputs["drifted"].sum()),
@@ -102,18 +121,53 @@ def window_figures(reference: Reference, ref: pd.DataFrame, current: pd.DataFram
         reference_flagged_share=float((ref_scores >= reference.threshold).mean()))
 
 
-def _drift_table(ref: pd.DataFrame, current: pd.DataFrame, features: list[str], attributes: list[str]) -> pd.DataFrame:
-    """Per-column drift by evidently's methods: the model's inputs, and the patient mix (sensitive attributes)."""
+DRIFT_COLUMNS = ["column", "role", "kind", "stattest", "score", "threshold", "drifted", "reference_mean",
+                 "current_mean", "reference_missing_share", "missing_share"]
+
+
+def _drift_table(ref: pd.DataFrame, current: pd.DataFrame, columns: list[InputColumn],
+                 attributes: list[str]) -> pd.DataFrame:
+    """Per-column drift by evidently's methods — numbers as numbers, text and flags as categories — for the
+    model's inputs and the patient mix (sensitive attributes), with each input's missing share on both sides.
+    A column with no value on one side cannot be tested for drift; its missing share still says why."""
     if current.empty:
-        return pd.DataFrame(columns=["column", "role", "kind", "stattest", "score", "threshold", "drifted",
-                                     "reference_mean", "current_mean"])
-    result = data_drift(ref[features + attributes], current[features + attributes], numerical=features,
-                        categorical=attributes)
-    table = result.columns.copy()
-    table["role"] = np.where(table["column"].isin(features), "input", "patient mix")
-    table["reference_mean"] = [float(ref[c].mean()) if c in features else np.nan for c in table["column"]]
-    table["current_mean"] = [float(current[c].mean()) if c in features else np.nan for c in table["column"]]
-    return table
+        return pd.DataFrame(columns=DRIFT_COLUMNS)
+    compared = [c for c in columns if c.kind != "datetime"]
+    testable = [c for c in compared if ref[c.name].notna().any() and current[c.name].notna().any()]
+    numerical = [c.name for c in testable if c.kind == "numerical"]
+    categorical = [c.name for c in testable if c.kind == "categorical"] + attributes
+    result = data_drift(_categories(ref, categorical), _categories(current, categorical), numerical=numerical,
+                        categorical=categorical)
+    untested = [c for c in compared if c not in testable]
+    table = (pd.concat([result.columns, _untestable(untested)], ignore_index=True) if untested
+             else result.columns.copy())
+    names = {c.name: c for c in columns}
+    table["role"] = np.where(table["column"].isin(list(names)), "input", "patient mix")
+    table["reference_mean"] = [_mean(ref, c, names) for c in table["column"]]
+    table["current_mean"] = [_mean(current, c, names) for c in table["column"]]
+    table["reference_missing_share"] = [float(ref[c].isna().mean()) if c in names else np.nan for c in table["column"]]
+    table["missing_share"] = [float(current[c].isna().mean()) if c in names else np.nan for c in table["column"]]
+    return table[DRIFT_COLUMNS]
+
+
+def _categories(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Category columns as text on both sides (a flag stored as true/false compares with one read as bool)."""
+    out = frame.copy()
+    for name in names:
+        out[name] = frame[name].astype("string")
+    return out
+
+
+def _untestable(columns: list[InputColumn]) -> pd.DataFrame:
+    rows = [{"column": c.name, "kind": c.kind, "stattest": "none", "score": np.nan, "threshold": np.nan,
+             "drifted": False} for c in columns]
+    return pd.DataFrame(rows, columns=["column", "kind", "stattest", "score", "threshold", "drifted"])
+
+
+def _mean(frame: pd.DataFrame, name: str, names: dict[str, InputColumn]) -> float:
+    if name not in names or names[name].kind != "numerical" or frame[name].notna().sum() == 0:
+        return float("nan")
+    return float(frame[name].astype(float).mean())
 
 
 def _subgroups(current: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, attributes: list[str],

@@ -9,10 +9,12 @@ the folder, links and zip bombs are refused before anything is extracted.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import stat
 import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,6 +25,7 @@ from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import Permission, User, require
 from core.domain.model_safety import check_loadable
+from core.domain.signature import InputColumn, SignatureProblem, columns_from_example, parse_inputs
 from core.errors import ValidationError
 from core.services.audit import record_event
 from core.services.evaluation_data import check_evaluation_data, read_table
@@ -54,7 +57,9 @@ def _model_root(members: list[zipfile.ZipInfo]) -> PurePosixPath:
     return roots[0]
 
 
-def _check_mlmodel(text: str, extra_skops_types: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+def _check_mlmodel(text: str, extra_skops_types: tuple[str, ...] = (),
+                   example: Callable[[str], bytes | None] = lambda _name: None) -> list[InputColumn]:
+    """The MLmodel's input columns, from its signature or, without one, its logged input example."""
     try:
         spec: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -63,14 +68,23 @@ def _check_mlmodel(text: str, extra_skops_types: tuple[str, ...] = ()) -> list[t
         raise ValidationError("the MLmodel file has no python_function flavour: save the model with an MLflow flavour")
     check_loadable(spec["flavors"], "the uploaded model", extra_skops_types)
     try:
-        inputs = yaml.safe_load(spec["signature"]["inputs"])
-        return [(str(c["name"]), str(c["type"])) for c in inputs]
-    except (KeyError, TypeError, yaml.YAMLError):
-        raise ValidationError("the model was saved without a signature: save it with "
+        signature = spec.get("signature") or {}
+        if signature.get("inputs"):
+            return list(parse_inputs(signature["inputs"], "the uploaded model"))
+        info = spec.get("saved_input_example_info") or {}
+        raw = example(str(info.get("artifact_path", ""))) if info.get("type") == "dataframe" else None
+        if raw is not None:
+            found = json.loads(raw)
+            return list(columns_from_example([str(c) for c in found["columns"]], found["data"]))
+        return list(parse_inputs(None, "the uploaded model"))
+    except SignatureProblem as exc:
+        raise ValidationError(str(exc)) from None
+    except (KeyError, TypeError, ValueError):
+        raise ValidationError("the model's signature or input example cannot be read: save it with "
                               "signature=infer_signature(X, model.predict_proba(X))") from None
 
 
-def unpack(settings: Settings, content: bytes) -> tuple[Path, list[tuple[str, str]]]:
+def unpack(settings: Settings, content: bytes) -> tuple[Path, list[InputColumn]]:
     """Check and extract the zip into MODELBOARD_HOME/uploads; return the model folder and its inputs."""
     limit = settings.max_upload_mb * 1_000_000
     if len(content) > limit:
@@ -82,8 +96,14 @@ def unpack(settings: Settings, content: bytes) -> tuple[Path, list[tuple[str, st
     with archive:
         members = _safe_members(archive, limit * MAX_EXPANSION)
         root = _model_root(members)
+        names = {m.filename for m in members}
+
+        def example(name: str) -> bytes | None:
+            path = str(root / name) if str(root) != "." else name
+            return archive.read(path) if name and path in names else None
+
         inputs = _check_mlmodel(archive.read(str(root / "MLmodel")).decode("utf-8", "replace"),
-                                settings.extra_skops_types)
+                                settings.extra_skops_types, example)
         target = settings.home / "uploads" / uuid.uuid4().hex
         for info in members:
             try:
@@ -99,7 +119,7 @@ def unpack(settings: Settings, content: bytes) -> tuple[Path, list[tuple[str, st
 
 
 def submit_packaged_model(settings: Settings, store: Store, registry: Registry, actor: User, *, model: str,
-                          content: bytes, eval_path: Path, deidentified: bool = False,
+                          content: bytes, eval_path: Path, deidentified: bool = False, complete_case: bool = False,
                           progress: Progress | None = None) -> StoredEvaluation:
     """Validate the zip and the evaluation data, log the model as a new run by `actor`, register and evaluate it."""
     require(actor, Permission.SUBMIT_MODELS)
@@ -109,7 +129,8 @@ def submit_packaged_model(settings: Settings, store: Store, registry: Registry, 
     try:  # the evaluation data is checked against the uploaded signature before anything is logged
         check_evaluation_data(read_table(eval_path, max_bytes=settings.max_upload_mb * 1_000_000), inputs=inputs,
                               label=use_case.label, sensitive=use_case.sensitive_attributes,
-                              deidentified=deidentified, source=eval_path.name)
+                              deidentified=deidentified, source=eval_path.name,
+                              positive_class=use_case.positive_class, complete_case=complete_case)
     except ValidationError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -121,15 +142,16 @@ def submit_packaged_model(settings: Settings, store: Store, registry: Registry, 
     with store.transaction() as cur:
         record_event(cur, actor=actor.username, action="model_uploaded", model=model, detail={"run_id": run_id})
     return submit_version(settings, store, registry, actor,
-                          SubmissionRequest(model, 0, eval_data=eval_path, deidentified=deidentified, run_id=run_id),
-                          progress=progress)
+                          SubmissionRequest(model, 0, eval_data=eval_path, deidentified=deidentified, run_id=run_id,
+                                            complete_case=complete_case), progress=progress)
 
 
 def submit_packaged_upload(settings: Settings, store: Store, registry: Registry, actor: User, *, model: str,
                            content: bytes, eval_name: str, eval_content: bytes, deidentified: bool = False,
-                           progress: Progress | None = None) -> StoredEvaluation:
+                           complete_case: bool = False, progress: Progress | None = None) -> StoredEvaluation:
     """Browser version: the evaluation file arrives as bytes and is kept only while it is used."""
     require(actor, Permission.SUBMIT_MODELS)
     with kept_upload(settings, eval_name, eval_content) as eval_path:
         return submit_packaged_model(settings, store, registry, actor, model=model, content=content,
-                                     eval_path=eval_path, deidentified=deidentified, progress=progress)
+                                     eval_path=eval_path, deidentified=deidentified, complete_case=complete_case,
+                                     progress=progress)

@@ -205,11 +205,29 @@ def explanation_view(evaluation: StoredEvaluation) -> ExplanationView | None:
     records = [{"encounter_id": p["encounter_id"], "feature": f, "shap": p["shap"][f], "value": p["inputs"][f]}
                for p in stored["patients"] for f in stored["features"]]
     swarm = pd.DataFrame(records)
-    swarm["value_rank"] = swarm.groupby("feature")["value"].rank(pct=True)
+    swarm["value_rank"] = swarm.groupby("feature")["value"].transform(_value_rank)
     return ExplanationView(stored["method"], stored["units"], stored["background"], float(stored["base_value"]),
                            pd.DataFrame(stored["importance"]), pd.DataFrame(stored["by_group"]), swarm,
                            patients.drop(columns=["shap", "inputs"]).assign(
                                kind=lambda d: d.apply(_kind, axis=1)))
+
+
+def _value_rank(values: pd.Series) -> pd.Series:
+    """Where each patient's value stands among the explained patients (0–1): numbers by size, categories in
+    alphabetical order; missing values have no rank (drawn grey)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() == values.notna().sum():
+        return numbers.rank(pct=True)
+    text = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    codes = pd.Series(pd.Categorical(text).codes, index=values.index).astype(float)
+    return codes.where(codes >= 0).rank(pct=True, method="dense")
+
+
+def format_value(value: Any) -> str:
+    """An input value for a label: numbers compactly, categories as they are, missing in words."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "missing"
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
 
 
 def _kind(row: pd.Series) -> str:

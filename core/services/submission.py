@@ -46,6 +46,7 @@ class SubmissionRequest:
     sensitive: tuple[str, ...] | None = None
     deidentified: bool = False
     run_id: str | None = None  # an MLflow run not yet registered: ModelBoard registers its model
+    complete_case: bool = False  # evaluate only patients with every input (the card records it)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class StoredEvaluation:
 
 
 def _load(settings: Settings, registry: Registry, request: SubmissionRequest, label: str,
-          sensitive: tuple[str, ...]) -> EvaluationData:
+          sensitive: tuple[str, ...], positive_class: str | None) -> EvaluationData:
     if request.run_id:
         inputs = registry.run_model_inputs(request.run_id)
         flavors, what = registry.run_model_flavors(request.run_id), f"the model of run {request.run_id}"
@@ -77,7 +78,8 @@ def _load(settings: Settings, registry: Registry, request: SubmissionRequest, la
         source = "the evaluation dataset logged with the run"
     frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
     return check_evaluation_data(frame, inputs=inputs, label=label, sensitive=sensitive,
-                                 deidentified=request.deidentified, source=source)
+                                 deidentified=request.deidentified, source=source, positive_class=positive_class,
+                                 complete_case=request.complete_case)
 
 
 def submit_version(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
@@ -91,7 +93,7 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
     use_case = use_case_for_model(store, actor, request.model)
     label = request.label or use_case.label
     sensitive = request.sensitive or use_case.sensitive_attributes
-    data = _load(settings, registry, request, label, sensitive)
+    data = _load(settings, registry, request, label, sensitive, use_case.positive_class)
     if request.run_id:
         return _submit_run(settings, store, registry, actor, request, progress)
     existing = store.query_one(
@@ -106,8 +108,9 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
     data.frame.to_parquet(folder / "data.parquet", index=False)
     payload = {"label": label, "sensitive": list(sensitive), "threshold": use_case.threshold,
                "use_case": use_case.name, "min_n": use_case.criteria.min_subgroup_n, "source": data.source,
-               "outcome": use_case.outcome,
-               "features": [n for n, _ in registry.model_inputs(request.model, request.version)]}
+               "outcome": use_case.outcome, "positive_class": use_case.positive_class,
+               "complete_case": dataclasses.asdict(data.complete_case) if data.complete_case else None,
+               "features": [c.name for c in registry.model_inputs(request.model, request.version)]}
     with store.transaction() as cur:
         cur.execute("INSERT INTO evaluations (id, model_name, model_version, use_case, use_case_version, status, "
                     "request, data_digest, submitted_by, submitted_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
@@ -116,7 +119,7 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
         record_event(cur, actor=actor.username, action="version_submitted",
                      model=request.model, version=request.version,
                      detail={"evaluation": evaluation_id, "data": data.source, "digest": data.digest,
-                             "rows": len(data.frame)})
+                             "rows": len(data.frame), "complete_case": data.complete_case is not None})
         if data.identifiers:
             record_event(cur, actor=actor.username, action="deidentified_declared",
                          model=request.model, version=request.version,

@@ -121,7 +121,7 @@ def test_no_role_reaches_another_roles_page(demo_env: Settings, role: str) -> No
 def test_registry_shows_production_alias_for_v1(demo_env: Settings) -> None:
     at = logged_in(demo_env, "clinician")
     at.switch_page("../pages/registry.py").run()
-    assert at.selectbox[0].options == ["readmission-30d", "sepsis-icu"]
+    assert at.selectbox[0].options == ["readmission-30d", "sepsis-icu", "sepsis-icu-charted"]
     at.selectbox[0].select("sepsis-icu").run()
     table = at.dataframe[0].value
     v1 = table[table["Version"] == 1].iloc[0]
@@ -174,6 +174,39 @@ def test_fairness_page_shows_the_gap_the_oximeter_bias_causes(demo_env: Settings
     assert len(at.get("plotly_chart")) == 3
     at.slider[0].set_value(0.03).run()
     assert not at.exception and "At 0.03: of 100 patients who developed sepsis" in page_texts(at)
+
+
+def test_the_charted_model_shows_who_misses_lactate_and_what_it_costs(demo_env: Settings,
+                                                                      evaluated_charted: object) -> None:
+    """The demo's model on inputs as charted: how its risks were read, and the missing-lactate disparity."""
+    import pandas as pd
+
+    result = evaluated_charted.result  # type: ignore[attr-defined]
+    data = pd.read_parquet(open_registry(demo_env).evaluation_dataset_path("sepsis-icu-charted", 1))
+    at = logged_in(demo_env, "clinician")
+    at.switch_page("../pages/performance.py").run()
+    at.selectbox[0].select_index(at.selectbox[0].options.index("sepsis-icu-charted v1")).run()
+    assert not at.exception
+    text = page_texts(at)
+    assert ("from the model's own predict_proba (MLflow sklearn flavour); MLflow's pyfunc predict returns decisions"
+            in text)
+    at.switch_page("../pages/fairness.py").run()
+    at.selectbox[0].select_index(at.selectbox[0].options.index("sepsis-icu-charted v1")).run()
+    at.selectbox[1].select("race_ethnicity").run()
+    assert not at.exception
+    text = page_texts(at)
+    missing = data["lactate"].isna().groupby(data["race_ethnicity"]).mean()
+    assert f"Lactate is missing for {missing['Black']:.0%} of Black patients" in text
+    without = next(e for e in result["missing_flagged"] if e["column"] == "lactate")
+    assert without["missing"]["sensitivity"] < without["present"]["sensitivity"] - 0.1  # what missingness costs
+    assert (f"had no lactate, the model flagged {without['missing']['sensitivity'] * 100:.0f}") in text
+    at.switch_page("../pages/explanations.py").run()
+    at.selectbox[0].select_index(at.selectbox[0].options.index("sepsis-icu-charted v1")).run()
+    assert not at.exception  # text values and missing lactate in the waterfall's labels
+    explained = result["explanations"]
+    assert explained["features"][-1] == "admission_source" and len(explained["features"]) == 11
+    assert explained["method"] == "TreeExplainer (exact), summed per original input"
+    assert f"SHAP values by {explained['method']}, in log-odds" in page_texts(at)
 
 
 def test_data_scientist_submits_from_the_page(demo_env: Settings, evaluated_v2: object) -> None:

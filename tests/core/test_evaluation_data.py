@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from core.domain.identifiers import find_identifiers
+from core.domain.signature import InputColumn
 from core.errors import ValidationError
 from core.services.evaluation_data import check_evaluation_data, read_table
 
-INPUTS = [("lactate", "double"), ("heart_rate", "double")]
+INPUTS = [InputColumn("lactate", "double"), InputColumn("heart_rate", "double")]
 MB = 1_000_000
 
 
@@ -60,7 +61,7 @@ def test_non_numeric_value_names_row_and_column(tmp_path: Path) -> None:
     frame.loc[3, "lactate"] = "high"
     frame.to_csv(path, index=False)
     message = refusal(read_table(path, max_bytes=MB))
-    assert "column 'lactate' row 4 (line 5 of a CSV) holds 'high', which is not a number" in message
+    assert "column 'lactate' row 4 (line 5 of a CSV) holds 'high', which is not a finite number" in message
 
 
 def test_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path) -> None:
@@ -84,7 +85,8 @@ def test_missing_columns_label_and_sensitive_are_all_reported() -> None:
     frame["sepsis_48h"] = frame.index % 3
     message = refusal(frame)
     assert "columns heart_rate are missing: the model's signature needs them" in message
-    assert "label 'sepsis_48h' must hold only 0 and 1" in message and "found 0, 1, 2" in message
+    assert "label 'sepsis_48h' must hold two values (0/1, true/false, or two named classes)" in message
+    assert "found 0, 1, 2" in message
     assert "sensitive attribute columns sex are missing" in message
 
 
@@ -115,3 +117,75 @@ def test_identifiers_refused_unless_declared_deidentified() -> None:
 ])
 def test_identifier_detection(column: str, values: list[str], found: bool) -> None:
     assert bool(find_identifiers(pd.DataFrame({column: values}))) is found
+
+
+TYPED = [InputColumn("age", "long"), InputColumn("lactate", "double", required=False),
+         InputColumn("source", "string", required=False), InputColumn("on_oxygen", "boolean"),
+         InputColumn("ward", "string")]
+
+
+def typed_frame(n: int = 40) -> pd.DataFrame:
+    frame = good_frame(n).assign(age=np.arange(n) + 30, source=["ed", "ward", None, "clinic"] * (n // 4),
+                                 on_oxygen=["true", "false"] * (n // 2), ward=[12, 14] * (n // 2))
+    frame.loc[::5, "lactate"] = np.nan
+    return frame
+
+
+def test_values_arrive_in_the_signatures_types_and_stay_missing_where_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "typed.csv"
+    typed_frame().to_csv(path, index=False)
+    data = check_evaluation_data(read_table(path, max_bytes=MB), inputs=TYPED, label="sepsis_48h", sensitive=("sex",),
+                                 deidentified=False, source="typed.csv")
+    frame = data.frame
+    assert frame["age"].dtype == "int64" and frame["on_oxygen"].dtype == bool
+    assert frame["lactate"].isna().sum() == 8  # passed on as missing, never filled
+    assert frame["source"].tolist()[:4] == ["ed", "ward", None, "clinic"]  # text stays text, missing stays None
+    assert frame["ward"].tolist()[:2] == ["12", "14"]  # a code column read as numbers is text again, not '12.0'
+    assert set(frame["sepsis_48h"]) == {0, 1}
+
+
+def test_a_required_column_with_gaps_and_values_of_the_wrong_type_are_all_reported() -> None:
+    frame = typed_frame().astype({"age": object, "on_oxygen": object})
+    frame.loc[2, "age"] = 41.5
+    frame.loc[3, "on_oxygen"] = "sometimes"
+    required = [InputColumn("lactate", "double")] + TYPED[:1] + TYPED[2:]
+    message = refusal(frame, inputs=required)
+    assert "column 'lactate' has 8 empty values (first at row 1 (line 2 of a CSV)), but the model's signature marks " \
+           "it required" in message and "--complete-case" in message
+    assert "column 'age' row 3 (line 4 of a CSV) holds '41.5', which is not a whole number" in message
+    assert "column 'on_oxygen' row 4 (line 5 of a CSV) holds 'sometimes', which is not true/false" in message
+
+
+def test_infinite_values_are_refused() -> None:
+    frame = good_frame()
+    frame.loc[7, "heart_rate"] = np.inf
+    assert "column 'heart_rate' row 8 (line 9 of a CSV) holds 'inf', which is not a finite number" in refusal(frame)
+
+
+def test_complete_cases_leave_out_rows_with_a_missing_input_and_say_from_which_groups() -> None:
+    frame = typed_frame()
+    frame.loc[[0, 1, 2], "source"] = None  # row 0 and 5, 10, … lack lactate; rows 2, 6, … lack a source
+    data = check_evaluation_data(frame, inputs=TYPED, label="sepsis_48h", sensitive=("sex",), deidentified=False,
+                                 source="t", complete_case=True)
+    gone = frame[["lactate", "source"]].isna().any(axis=1)
+    assert data.complete_case is not None and data.complete_case.rows_dropped == int(gone.sum())
+    assert len(data.frame) == len(frame) - int(gone.sum()) and not data.frame[["lactate", "source"]].isna().any().any()
+    expected = gone.groupby(frame["sex"]).mean().to_dict()
+    assert data.complete_case.dropped_by_group["sex"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("values,positive,problem", [
+    (["yes", "no"], "yes", None), (["True", "False"], None, None), ([1.0, 0.0], None, None),
+    (["sepsis", "none"], None, "say which one is the outcome with positive_class in the use case"),
+    (["sepsis", "none"], "septic", "but the use case names the outcome 'septic'"),
+    (["a", "b", "c"], None, "must hold two values"),
+])
+def test_labels_as_0_1_true_false_or_two_named_classes(values: list[object], positive: str | None,
+                                                       problem: str | None) -> None:
+    frame = good_frame(30).assign(sepsis_48h=[values[i % len(values)] for i in range(30)])
+    if problem:
+        assert problem in refusal(frame, positive_class=positive)
+    else:
+        data = check_evaluation_data(frame, inputs=INPUTS, label="sepsis_48h", sensitive=("sex",),
+                                     deidentified=False, source="t", positive_class=positive)
+        assert data.frame["sepsis_48h"].tolist()[:2] == [1, 0]

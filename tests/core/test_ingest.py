@@ -81,7 +81,7 @@ def test_bad_rows_are_quarantined_with_their_reason_and_counted(home: Settings, 
     report = json.loads(cli(home, "ingest", str(path), "--model", MODEL, "--version", "1").stdout)
     assert (report["rows"], report["quarantined"], report["added"]) == (30, 4, 26)
     assert report["reasons"] == {"score is not a probability between 0 and 1": 1,
-                                 "input 'lactate' is empty or not a number": 1,
+                                 "input 'lactate' is empty, but the model's signature requires it": 1,
                                  "timestamp is not a date and time": 1, "decision is not true/false (1/0)": 1}
     held = open_store(home).query("SELECT row_number, reason FROM quarantine WHERE kind = 'predictions' "
                                   "AND file_sha256 = ? ORDER BY row_number", [report["sha256"]])
@@ -129,7 +129,8 @@ def test_delayed_labels_fill_in_and_conflicts_are_quarantined(home: Settings, tm
     later.to_csv(tmp_path / "later.csv", index=False)
     report = json.loads(cli(home, "ingest-labels", str(tmp_path / "later.csv")).stdout)
     # rows 18, 19 known (18 had 0 → conflict; 19 had 1 → already); 20–23 new; 24 outcome 2; NOPE-1 unknown
-    assert report["reasons"] == {"outcome differs from the one already recorded": 1, "outcome is not 0 or 1": 1,
+    assert report["reasons"] == {"outcome differs from the one already recorded": 1,
+                                 "outcome is not 0/1, true/false, or the use case's two named classes": 1,
                                  "no prediction with this encounter key": 1}
     assert (report["added"], report["already_present"]) == (4, 1)
     assert count(home, "SELECT count(*) FROM outcome_labels WHERE encounter_id LIKE 'LAB-%'") == 24

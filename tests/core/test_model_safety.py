@@ -44,6 +44,15 @@ def test_types_outside_the_allow_list_are_named() -> None:
                                               "skops_trusted_types": "builtins.exec"}}) == ["'builtins.exec'"]
 
 
+def test_every_flavour_saved_with_skops_is_checked() -> None:
+    """MLflow's lightgbm flavour saves with skops too, listing its own trusted types in its own section."""
+    lightgbm = {"serialization_format": "skops", "skops_trusted_types": [
+        "lightgbm.sklearn.LGBMClassifier", "collections.OrderedDict", "lightgbm.basic.Booster"]}
+    assert untrusted_skops_types({"lightgbm": lightgbm, "python_function": {}}) == []
+    crafted = lightgbm | {"skops_trusted_types": [*lightgbm["skops_trusted_types"], "builtins.exec"]}
+    assert untrusted_skops_types({"lightgbm": crafted}) == ["builtins.exec"]
+
+
 def test_an_administrator_can_allow_reviewed_types(tmp_path: Path) -> None:
     settings = load_settings(env={"MODELBOARD_HOME": str(tmp_path),
                                   "MODELBOARD_SKOPS_TRUSTED_TYPES": "sklearn.foo.Bar, numpy.core.Baz"})

@@ -23,6 +23,7 @@ DEFAULTS = {  # as documented for the monitoring section
     "score_psi": (0.20, "critical"),
     "auroc_drop": (0.05, "critical"),
     "subgroup_sensitivity": (None, "critical"),
+    "input_missing": (0.10, "warning"),
 }
 
 

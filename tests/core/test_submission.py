@@ -52,7 +52,7 @@ def test_worker_scores_equal_the_registered_models_predictions(demo_settings: Se
     rows = stored_rows(demo_settings, evaluated_v2.id)
     registry = open_registry(demo_settings)
     data = pd.read_parquet(registry.evaluation_dataset_path("sepsis-icu", 2))
-    features = [name for name, _ in registry.model_inputs("sepsis-icu", 2)]
+    features = [c.name for c in registry.model_inputs("sepsis-icu", 2)]
     with tracking(demo_settings.tracking_uri):
         model = mlflow.pyfunc.load_model("models:/sepsis-icu/2")
     expected = np.asarray(model.predict(data[features].astype("float64")))[:, 1]

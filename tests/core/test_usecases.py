@@ -37,6 +37,18 @@ def test_export_round_trips(store: Store, operator: User) -> None:
     assert first_sentence.startswith("Of 100 patients who develop the outcome, the model flags at least 80")
 
 
+def test_a_named_positive_class_round_trips_and_leaves_older_use_cases_unchanged(store: Store, operator: User) -> None:
+    text = DEMO_YAML.read_text()
+    plain, _ = usecases.import_use_case(store, operator, text)
+    assert plain.positive_class is None and "positive_class" not in yaml.safe_load(
+        usecases.export_yaml(store, operator, "sepsis-icu-adult"))
+    named, created = usecases.import_use_case(store, operator, text + "positive_class: septic\n")
+    assert (named.version, named.positive_class, created) == (2, "septic", True)
+    assert usecases.parse_yaml(usecases.export_yaml(store, operator, "sepsis-icu-adult")).positive_class == "septic"
+    with pytest.raises(ValidationError, match="positive_class must name the label value"):
+        usecases.parse_yaml(text + "positive_class: [a, b]\n")
+
+
 def test_yaml_syntax_error_names_line_and_column() -> None:
     with pytest.raises(ValidationError, match="not valid YAML at line 3, column 6"):
         usecases.parse_yaml("name: x\nthreshold: [0.5\ntitle: y\n")
@@ -68,7 +80,7 @@ def test_cli_import_export(tmp_path: Path) -> None:
     assert imported.returncode == 0 and "Imported use case sepsis-icu-adult v1" in imported.stdout
     out = tmp_path / "out.yaml"
     assert cli(tmp_path, "usecase", "export", "sepsis-icu-adult", "--out", str(out)).returncode == 0
-    assert yaml.safe_load(out.read_text())["models"] == ["sepsis-icu"]
+    assert yaml.safe_load(out.read_text())["models"] == ["sepsis-icu", "sepsis-icu-charted"]
     missing = cli(tmp_path, "usecase", "import", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 1 and "is not a file" in one_line_error(missing)
     assert cli(tmp_path, "usecase", "export").returncode == 2

@@ -19,11 +19,17 @@ TEST_OUTPUT = REPO / "test-output"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With pytest-xdist (`make test` runs two workers), keep each module on one worker, so a module's demo or
-    installation is built once, and every browser test on one worker, beside the one server they share."""
+    """With pytest-xdist (`make test` runs two workers), keep what shares an expensive fixture on one worker, so it
+    is built once: the browser tests (their demo and server), the modules on the session's demo (its build and
+    its evaluations), the modules that copy the reviewed demo, and otherwise each module (its own fixtures)."""
+    fixtures: dict[str, set[str]] = {}
+    for item in items:
+        fixtures.setdefault(item.nodeid.split("::")[0], set()).update(getattr(item, "fixturenames", ()))
     for item in items:
         module = item.nodeid.split("::")[0]
-        group = "browser" if module.startswith("tests/e2e/") else module
+        used = fixtures[module]
+        group = ("browser" if module.startswith("tests/e2e/") else "reviewed-demo" if "reviewed_demo" in used
+                 else "session-demo" if "demo_settings" in used else module)
         item.add_marker(pytest.mark.xdist_group(name=group))
     # The browser group is the longest (its own demo, a server, real submissions): started first, it runs beside
     # the other modules instead of after them.
@@ -63,6 +69,60 @@ def demo_env(demo_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settin
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     return demo_settings
+
+
+@pytest.fixture(scope="session")
+def reviewed_demo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A demo as the builder leaves it without its monitoring run, with sepsis-icu v2 evaluated by the real worker:
+    the starting point of modules that sign, promote, ingest and monitor. Built once per worker; each such
+    module works on its own copy (`copy_demo`), never on this one."""
+    from core.services.demo import build_demo
+    from core.services.installation import open_registry
+    from core.services.submission import SubmissionRequest, submit_version
+
+    settings = load_settings(env={}, home=tmp_path_factory.mktemp("reviewed-demo") / "home")
+    operator = command_line_operator("pytest")
+    build_demo(settings, operator, seed=7, monitor=False)
+    submit_version(settings, open_store(settings), open_registry(settings), operator,
+                   SubmissionRequest("sepsis-icu", 2))
+    return settings
+
+
+# Where MLflow 3.17's sqlite store and the governance store write absolute paths of MODELBOARD_HOME.
+HOME_PATH_COLUMNS = {"experiments": "artifact_location", "runs": "artifact_uri", "logged_models": "artifact_location",
+                     "model_versions": "storage_location", "datasets": "dataset_source"}
+
+
+def copy_demo(source: Settings, home: Path) -> Settings:
+    """`source`'s demo in another folder, as if it had been built there: the files copied, and the absolute paths
+    MLflow and the governance store recorded moved along. Fails if the old folder is still named anywhere in
+    either store afterwards (a new MLflow column with a path must be added to HOME_PATH_COLUMNS)."""
+    import shutil
+    import sqlite3
+
+    old, new = str(source.home), str(home)
+    source_store = open_store(source)
+    source_store.execute("CHECKPOINT")  # everything in the DuckDB file itself, not in its WAL
+    shutil.copytree(source.home, home)
+    pattern = f"%{old}%"
+    with sqlite3.connect(home / "mlflow.db") as db:
+        for table, column in HOME_PATH_COLUMNS.items():
+            db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", [old, new])  # noqa: S608
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        named = [(t, r[1]) for t in tables for r in db.execute(f"PRAGMA table_info('{t}')")]
+        left = [f"{t}.{c}" for t, c in named
+                if db.execute(f'SELECT count(*) FROM "{t}" WHERE CAST("{c}" AS TEXT) LIKE ?',  # noqa: S608
+                              [pattern]).fetchone()[0]]
+    settings = load_settings(env={}, home=home)
+    store = open_store(settings)
+    store.execute("UPDATE monitoring_references SET path = replace(path, ?, ?)", [old, new])
+    for c in store.query("SELECT table_name AS t, column_name AS c FROM information_schema.columns"):
+        found = store.query_one(f'SELECT count(*) AS n FROM "{c["t"]}" WHERE CAST("{c["c"]}" AS VARCHAR) LIKE ?',  # noqa: S608
+                                [pattern])
+        if found != {"n": 0}:
+            left.append(f"{c['t']}.{c['c']}")
+    assert not left, f"the copy still names {old} in {left}"
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ TREE_TYPES = ("GradientBoostingClassifier", "RandomForestClassifier", "ExtraTree
               "DecisionTreeClassifier", "HistGradientBoostingClassifier", "XGBClassifier", "LGBMClassifier")
 STRIPPED_PREFIXES = ("missingindicator_",)
 PERMUTATIONS = 10
-PERMUTATION_ROWS = 200  # each costs ~PERMUTATIONS·(2p+1)·100 model rows: enough patients for the beeswarm
+PERMUTATION_ROWS = 100  # each costs ~PERMUTATIONS·(2p+1)·100 model rows: enough patients for the beeswarm
 Risk = Callable[[pd.DataFrame], np.ndarray]
 
 

@@ -122,8 +122,11 @@ def ingest_predictions(settings: Settings, store: Store, registry: Registry, act
     registry.get_version(model, version)  # NotFound for a version the registry does not hold
     inputs = registry.model_inputs(model, version)
     frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
-    _refuse_file(frame, [KEY, WHEN, SCORE, DECISION, *(c.name for c in inputs)], deidentified,
+    _refuse_file(frame, [KEY, WHEN, SCORE, DECISION, *(c.name for c in inputs if c.required)], deidentified,
                  f"prediction file {path.name}")
+    # An optional input may be left out (MLflow's meaning of optional): it is stored as missing for every row,
+    # so the window's missing share shows it — a dropped EHR field is what monitoring must see.
+    frame = frame.assign(**{c.name: None for c in inputs if c.name not in frame.columns})
     try:
         sensitive = [c for c in use_case_for_model(store, actor, model).sensitive_attributes if c in frame.columns]
     except NotFound:

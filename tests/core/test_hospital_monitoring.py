@@ -4,7 +4,8 @@ A fresh installation (not the demo): the hospital's pipeline is logged with plai
 the worker (the sign-off reference), and three weeks of its production predictions are ingested. Rows with
 missing or text inputs are stored, not quarantined; each window records every input's missing share (checked
 against pandas); drift on the text input equals evidently's report on the same rows; and the week in which
-the lab stopped reporting most lactates raises the default "input missing more often" alert.
+the extract lost its lactate column (an optional input, stored as missing) raises the default "input
+missing more often" alert.
 """
 
 from __future__ import annotations
@@ -89,11 +90,13 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Monit
     submit_version(settings, store, registry, OPERATOR, SubmissionRequest(MODEL, 1, eval_data=evaluation))
     weeks = [production_week(model, 0, lactate_gone=0.0, transfers=0.0),
              production_week(model, 1, lactate_gone=0.0, transfers=0.3),
-             production_week(model, 2, lactate_gone=0.6, transfers=0.0)]
+             production_week(model, 2, lactate_gone=1.0, transfers=0.0)]
     reports = []
     for i, week in enumerate(weeks):
         path = folder / f"week{i}.csv"
-        week.drop(columns=[LABEL, NAMED_LABEL]).to_csv(path, index=False)
+        # week 2's extract lost lactate altogether (an optional input may be left out): stored as missing
+        dropped = [LABEL, NAMED_LABEL] + (["lactate"] if i == 2 else [])
+        week.drop(columns=dropped).to_csv(path, index=False)
         reports.append(ingest_predictions(settings, store, registry, OPERATOR, model=MODEL, version=1, path=path))
     outcomes = folder / "outcomes.csv"  # the outcomes as the EHR codes them: 'deteriorated' or 'stable'
     weeks[0][["encounter_id", NAMED_LABEL]].to_csv(outcomes, index=False)

@@ -14,21 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import Settings, load_settings
-from core.domain.access import command_line_operator
+from core.config import Settings
 from core.services.installation import open_store
+from tests.conftest import copy_demo
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "sepsis-icu"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from core.services.demo import build_demo
-
-    settings = load_settings(env={}, home=tmp_path_factory.mktemp("ingest") / "home")
-    build_demo(settings, command_line_operator("pytest"), seed=7, monitor=False)
-    return settings
+def home(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
+    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("ingest") / "home")
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,6 @@
 """Missing inputs per group (against pandas), what missingness costs (against scikit-learn), and SHAP per
-original input for a pipeline with a one-hot encoded text column (against the model's own predictions)."""
+original input for a pipeline with a one-hot encoded text column (against the model's own predictions).
+The permutation explainer over a text column is checked end to end in tests/core/test_hospital_models.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from core.metrics.explanations import explain
 from core.metrics.missingness import input_profile, missing_sentence, missing_shares, sensitivity_by_presence
@@ -95,18 +96,6 @@ def test_shap_is_per_original_input_and_adds_up_to_the_models_own_output(final: 
     if isinstance(final, HistGradientBoostingClassifier):  # exact: base + contributions = the model's log-odds
         log_odds = model.decision_function(X.iloc[rows])
         assert np.allclose(found.base_value + found.values.sum(axis=1), log_odds, atol=1e-9)
-
-
-def test_a_model_no_explainer_opens_gets_permutation_shap_over_the_text_column() -> None:
-    X, _, y = ward(600)
-    model = make_pipeline(fitted_pipeline(X, y, LogisticRegression(max_iter=1000)), StandardScaler())
-
-    def risk(frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(model[0].predict_proba(frame)[:, 1])
-
-    found = explain(None, risk, X, np.arange(20))
-    assert found.method.startswith("permutation") and found.values.shape == (20, 3)
-    assert np.allclose(found.base_value + found.values.sum(axis=1), risk(X.iloc[:20]), atol=1e-6)
 
 
 def test_the_missing_text_marker_is_read_from_the_fitted_pipeline() -> None:

@@ -22,12 +22,13 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from core.config import Settings, load_settings
+from core.config import Settings
 from core.domain.access import command_line_operator
 from core.services.alerts import open_alerts, resolve
 from core.services.installation import open_registry, open_store
 from core.services.monitoring import MonitorRun, run_monitor, window_comparison, window_drift_report
 from core.services.monitoring_reference import LABEL, SCORE, stored_reference
+from tests.conftest import copy_demo
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = command_line_operator("pytest")
@@ -57,11 +58,8 @@ def webhook() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, webhook: str) -> Settings:
-    from core.services.demo import build_demo
-
-    settings = load_settings(env={}, home=tmp_path_factory.mktemp("monitoring") / "home")
-    build_demo(settings, OPERATOR, seed=7, monitor=False)
+def home(tmp_path_factory: pytest.TempPathFactory, webhook: str, reviewed_demo: Settings) -> Settings:
+    settings = copy_demo(reviewed_demo, tmp_path_factory.mktemp("monitoring") / "home")
     return replace(settings, alert_webhook_url=webhook)
 
 

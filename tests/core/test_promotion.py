@@ -27,7 +27,7 @@ from mlflow import MlflowClient
 
 from core.adapters.registry import Registry
 from core.adapters.store import Store
-from core.config import Settings, load_settings
+from core.config import Settings
 from core.domain.access import User, command_line_operator
 from core.domain.audit_chain import ANCHOR_TAG_PREFIX, GENESIS, row_hash
 from core.domain.clock import utc_now
@@ -36,11 +36,11 @@ from core.services import model_card, promotion, signoff
 from core.services.alerts import open_alerts
 from core.services.audit import verify_chain
 from core.services.auth import get_user
-from core.services.demo import DEMO_USERS, build_demo
+from core.services.demo import DEMO_USERS
 from core.services.installation import open_registry, open_store
 from core.services.promotion import Promotion, recorded_aliases
 from core.services.signoff import SignatureRequest, sign_off_state
-from core.services.submission import SubmissionRequest, submit_version
+from tests.conftest import copy_demo
 from tests.core.test_cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,13 +50,9 @@ PASSWORDS = {username: password for username, _name, _role, password in DEMO_USE
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
     """This module's own demo: v1 in production, v2 evaluated by the real worker."""
-    settings = load_settings(env={}, home=tmp_path_factory.mktemp("promotion") / "home")
-    build_demo(settings, OPERATOR, seed=7, monitor=False)
-    submit_version(settings, open_store(settings), open_registry(settings), OPERATOR,
-                   SubmissionRequest(MODEL, CANDIDATE))
-    return settings
+    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("promotion") / "home")
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------

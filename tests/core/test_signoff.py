@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from core.config import Settings, load_settings
+from core.config import Settings
 from core.domain.access import User, command_line_operator
 from core.domain.clock import utc_now
 from core.domain.signoff import Signature, SignerRequirement, quorum
@@ -25,10 +25,11 @@ from core.domain.usecase import parse_use_case
 from core.errors import AuthenticationFailed, PermissionDenied, ValidationError
 from core.services import model_card, signoff
 from core.services.auth import get_user, unlock_user
-from core.services.demo import DEMO_USERS, build_demo
+from core.services.demo import DEMO_USERS
 from core.services.installation import open_registry, open_store
 from core.services.signoff import SignatureRequest, sign_off_state
 from core.services.submission import StoredEvaluation, SubmissionRequest, latest_evaluation, submit_version
+from tests.conftest import copy_demo
 
 MODEL, VERSION = "sepsis-icu", 2
 OPERATOR = command_line_operator("pytest")
@@ -37,12 +38,9 @@ DEMO_YAML = Path(__file__).resolve().parents[2] / "data" / "usecases" / "sepsis-
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
     """A demo of this module's own, with sepsis-icu v2 evaluated by the real worker."""
-    settings = load_settings(env={}, home=tmp_path_factory.mktemp("signoff") / "home")
-    build_demo(settings, OPERATOR, seed=7, monitor=False)
-    submit_version(settings, open_store(settings), open_registry(settings), OPERATOR, SubmissionRequest(MODEL, VERSION))
-    return settings
+    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("signoff") / "home")
 
 
 def person(settings: Settings, username: str) -> User:

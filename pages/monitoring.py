@@ -94,7 +94,8 @@ st.write(f"{window['predictions']:,} predictions, {window['labelled']:,} with ou
          f"{int(window['n_drifted'] or 0)} of {int(window['n_features'] or 0)} inputs drifted; mean predicted risk "
          f"{window['mean_score']:.1%}; flagged {window['flagged_share'] * 100:.0f} of every 100 patients.")
 st.dataframe(pd.DataFrame({
-    "Column": drift["column_name"], "What it is": drift["role"], "Test": drift["stattest"],
+    "Column": drift["column_name"], "What it is": drift["role"],
+    "Test": drift["stattest"].replace({"none": "not tested (no values on one side)"}),
     "Drift score": drift["score"].round(3), "Drift from": drift["threshold"],
     "Drifted": drift["drifted"].map({True: "yes", False: "no"}),
     "Mean at sign-off": drift["reference_mean"].round(3), "Mean in window": drift["current_mean"].round(3),

@@ -438,10 +438,12 @@ MIGRATIONS += (
 MIGRATIONS += (
     Migration(
         10,
-        "monitoring: each input's missing share per window, beside its share in the reference data",
+        "monitoring: each input's missing share per window, beside its share in the reference data; an input "
+        "missing on one side has no drift test, so no threshold",
         (
             "ALTER TABLE monitoring_feature_drift ADD COLUMN reference_missing_share DOUBLE",
             "ALTER TABLE monitoring_feature_drift ADD COLUMN missing_share DOUBLE",
+            "ALTER TABLE monitoring_feature_drift ALTER COLUMN threshold DROP NOT NULL",
         ),
     ),
 )

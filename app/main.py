@@ -10,9 +10,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on the path
     sys.path.insert(0, str(ROOT))
 
-from core.config import quiet_mlflow  # noqa: E402
+from core.config import quiet_mlflow, refuse_unpickling  # noqa: E402
 
 quiet_mlflow()  # before anything imports mlflow
+refuse_unpickling()  # this process shows models; only the evaluation worker may load them
 
 import streamlit as st  # noqa: E402
 
@@ -60,7 +61,7 @@ def main() -> None:
         session = state.current_session()
         if session is not None:
             for finding in cache.alias_findings():
-                if finding.problem:
+                if finding.problem and finding.kind != "production_without_signoff":  # that one is on Home
                     st.error(finding.message, icon=":material/gpp_bad:")
         specs = pages_for(session.user) if session else [LOGIN]
         pages = [st.Page(page_path(s), title=s.title, icon=s.icon, default=i == 0) for i, s in enumerate(specs)]

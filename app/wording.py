@@ -37,6 +37,13 @@ def verdict(passed: bool) -> str:
     return ":material/check_circle: **Pass**" if passed else ":material/cancel: **Fail**"
 
 
+def criterion_verdict(criterion: dict[str, object]) -> str:
+    """A use-case criterion's verdict; one the evaluation could not assess says so (and blocks like a failure)."""
+    if not criterion["passed"] and criterion.get("judged", True) is False:
+        return ":material/help: **Cannot be judged**"
+    return verdict(bool(criterion["passed"]))
+
+
 CALIBRATION_WORDS: dict[str, tuple[str, str]] = {
     "expected_calibration_error": (
         "Expected calibration error",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -147,6 +148,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"[{fraction * 100:3.0f}%] {step}", file=sys.stderr, flush=True)
 
+    from core.domain.criteria import verdict_word
+
     stored = submit_version(settings, open_store(settings), open_registry(settings), _operator(),
                             request, progress=progress)
     result = stored.result
@@ -157,7 +160,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     text = "\n".join([f"{args.model} v{stored.version} evaluated ({'reused' if stored.reused else 'new'} "
                       f"evaluation {stored.id}); now in clinical review.",
                       "  " + str((result.get("scoring") or {}).get("sentence", ""))]
-                     + [f"  {'PASS' if c['passed'] else 'FAIL'}  {c['criterion']}: {c['observed']} "
+                     + [f"  {verdict_word(c)}  {c['criterion']}: {c['observed']} "
                         f"(required {c['required']})" for c in result.get("criteria", [])])
     _emit(args, summary, text)
     return 3 if failed else 0
@@ -229,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "ModelBoard (exit 1 if any were found)")
     reconcile.set_defaults(func=_lazy("core.cli_governance", "cmd_reconcile"))
 
+    backup = command("backup", "copy the governance store, its signed audit checkpoints and the embedded MLflow store "
+                               "into a new folder (the signing key is kept apart)")
+    backup.add_argument("--out", required=True, help="a new or empty folder outside MODELBOARD_HOME")
+    backup.set_defaults(func=_lazy("core.cli_governance", "cmd_backup"))
+    restore = command("restore", "put a backup back into an empty MODELBOARD_HOME (same path) and verify its audit "
+                                 "trail (exit 1 if it does not verify)")
+    restore.add_argument("--from", dest="source", required=True, help="the folder `backup` wrote")
+    restore.set_defaults(func=_lazy("core.cli_governance", "cmd_restore"))
+
     verify = command("verify", "recompute the artifact hash of every production version and check the aliases "
                                "(exit 1 on any finding)")
     verify.set_defaults(func=_lazy("core.cli_governance", "cmd_verify"))
@@ -297,10 +309,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check_users_args(parser, args)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
     except ModelBoardError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        code = 1
+    except Exception as exc:  # a bug: one line for the operator, the traceback only on request
+        if os.environ.get("MODELBOARD_DEBUG"):
+            raise
+        print(f"error: ModelBoard stopped on an unexpected error ({type(exc).__name__}: {str(exc)[:200]}). "
+              "Its writes are all-or-nothing, so nothing half-done was kept; run `reconcile` and `audit verify`, "
+              "and report this with the command you ran (MODELBOARD_DEBUG=1 shows the details).", file=sys.stderr)
+        return 70
+    return _mirror_checkpoint(args, code)
+
+
+def _mirror_checkpoint(args: argparse.Namespace, code: int) -> int:
+    """A command that talked to MLflow leaves the audit log's newest checkpoint mirrored there (docs/decisions/0014);
+    one that did not (users, ingest) does not start an MLflow client just for that."""
+    from core.adapters.registry import registry_was_opened
+
+    if not registry_was_opened():
+        return code
+    from core.domain.audit_checkpoint import CheckpointProblem
+    from core.services.audit_verification import mirror_checkpoint
+    from core.services.installation import open_store, registry_if_present
+
+    try:
+        settings = _settings(args)
+        registry = registry_if_present(settings)
+        if settings.store_path.exists() and registry is not None:
+            mirror_checkpoint(open_store(settings), registry)
+    except (ModelBoardError, CheckpointProblem) as exc:
+        print(f"error: the audit checkpoint could not be mirrored into MLflow: {exc}", file=sys.stderr)
+        return code or 1
+    return code
 
 
 if __name__ == "__main__":

@@ -37,3 +37,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     findings = verify(settings, open_store(settings), open_registry(settings), _operator())
     return _report(args, findings, "Verified production models (aliases and artifact hashes):")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.services.backup import backup
+    from core.services.installation import open_store
+
+    settings = _settings(args)
+    report = backup(settings, open_store(settings), _operator(), Path(args.out))
+    _emit(args, {"folder": str(report.folder), "files": report.files, "audit_rows": report.audit_rows,
+                 "checkpoint": report.checkpoint}, report.sentence)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.services.backup import restore
+
+    chain = restore(_settings(args), Path(args.source))
+    _emit(args, chain.as_dict(), ("Restored. " if chain.ok else "Restored, but ") + chain.sentence)
+    return 0 if chain.ok and chain.anchored else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,4 +48,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     lines += [f"  skipped {reason}" for reason in run.skipped]
     lines += [f"  webhook {n['host']}: {'delivered' if n['ok'] else n['error']}" for n in run.notifications]
     _emit(args, run.as_json(), "\n".join(lines))
+    if run.skipped:  # cron must see that monitoring did not do all it was asked
+        print(f"error: monitoring skipped {len(run.skipped)} model version(s); their windows were not computed. "
+              "Fix what each line says (a busy store: run `monitor` again) and run it again.", file=sys.stderr)
+        return 1
     return 0

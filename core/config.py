@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConfigurationError
@@ -32,10 +32,21 @@ class Settings:
     max_upload_mb: int = 200
     extra_skops_types: tuple[str, ...] = ()  # types an administrator reviewed and allows beyond the built-in list
     alert_webhook_url: str | None = None  # new monitoring alerts are POSTed here as JSON, if set
+    audit_log_dir: Path | None = None  # signed checkpoints of the audit trail; None: beside home (never inside)
+    audit_key_file: Path | None = None  # the checkpoint signing key; None: a folder of its own beside home
+    audit_key: str | None = field(default=None, repr=False)  # the key itself (base64), from a secret store
 
     @property
     def store_path(self) -> Path:
         return self.home / "governance.duckdb"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return (self.audit_log_dir or self.home.parent / f"{self.home.name}-audit") / "checkpoints.jsonl"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.home.parent / f"{self.home.name}-keys" / "audit-checkpoint.key"
 
     @property
     def artifact_root(self) -> Path:
@@ -88,7 +99,22 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: Path | None = N
         max_upload_mb=int(_positive_number(env, "MODELBOARD_MAX_UPLOAD_MB", 200)),
         extra_skops_types=_type_names(env, "MODELBOARD_SKOPS_TRUSTED_TYPES"),
         alert_webhook_url=_webhook(env.get("MODELBOARD_ALERT_WEBHOOK_URL")),
+        audit_log_dir=_outside(home, env.get("MODELBOARD_AUDIT_LOG_DIR"), "MODELBOARD_AUDIT_LOG_DIR"),
+        audit_key_file=_outside(home, env.get("MODELBOARD_AUDIT_KEY_FILE"), "MODELBOARD_AUDIT_KEY_FILE"),
+        audit_key=env.get("MODELBOARD_AUDIT_KEY") or None,
     )
+
+
+def _outside(home: Path, raw: str | None, name: str) -> Path | None:
+    """A path that must not lie inside MODELBOARD_HOME: whoever can replace the governance store there must not
+    thereby reach the checkpoints or the key that vouch for it (docs/decisions/0014)."""
+    if not raw or not raw.strip():
+        return None
+    path = Path(raw.strip()).expanduser().resolve()
+    if path == home or home in path.parents:
+        raise ConfigurationError(f"{name}={raw} lies inside MODELBOARD_HOME ({home}): keep the audit checkpoints "
+                                 "and their key outside the folder that holds the governance store")
+    return path
 
 
 def _webhook(raw: str | None) -> str | None:
@@ -106,6 +132,16 @@ def _type_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
         raise ConfigurationError(f"{name} holds {bad!r}: list fully qualified type names separated by commas, "
                                  "e.g. sklearn.tree._tree.Tree")
     return names
+
+
+PICKLE_GUARD = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+
+
+def refuse_unpickling() -> None:
+    """The server process never unpickles a model, whatever started it (make run, a bare `streamlit run`, a
+    container): MLflow's own guard is set here, not left to the command line. Only the evaluation worker
+    process sets it back to true for itself (docs/decisions/0002)."""
+    os.environ[PICKLE_GUARD] = "false"
 
 
 def quiet_mlflow() -> None:

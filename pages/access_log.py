@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import cache, state
+from core.domain.csv_export import spreadsheet_csv
 from core.services.audit import AuditQuery, list_actions, list_events, record_export, verify_chain
 from core.services.history import audited_models, audited_versions
 
@@ -15,8 +16,10 @@ st.title("Audit log")
 st.caption("Every login, account change and governance action, appended and never edited.")
 
 chain = verify_chain(store, cache.registry())
-if chain.ok:
+if chain.ok and chain.anchored:
     st.success(chain.sentence, icon=":material/verified:")
+elif chain.ok:
+    st.warning(chain.sentence, icon=":material/gpp_maybe:")
 else:
     st.error(f"{chain.sentence} ({chain.rows} rows checked.) Restore the store from a backup and compare.",
              icon=":material/gpp_bad:")
@@ -47,7 +50,7 @@ per_day = events.assign(day=events["occurred_at"].dt.date).groupby(["day", "acti
 st.plotly_chart(px.bar(per_day, x="day", y="events", color="action", title="Events per day by action"),
                 width="stretch")
 st.dataframe(events, hide_index=True, width="stretch")
-st.download_button("Download as CSV", events.to_csv(index=False).encode(), file_name="modelboard-audit.csv",
+st.download_button("Download as CSV", spreadsheet_csv(events), file_name="modelboard-audit.csv",
                    mime="text/csv", on_click=record_export,
                    kwargs={"store": store, "viewer": viewer, "what": "audit log CSV", "rows": len(events),
                            "filters": query})

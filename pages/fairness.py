@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 from app import cache, state
 from app.inputs_panel import missing_for_groups
 from app.widgets import choose_evaluation
-from app.wording import verdict
+from app.wording import criterion_verdict
 from core.services import review
 from core.services.input_review import inputs_view
 
@@ -24,7 +24,7 @@ min_n = int(result.get("min_n", 100))
 
 st.subheader("Use-case criteria")
 for c in result["criteria"]:
-    st.markdown(f"{verdict(c['passed'])} — **{c['criterion']}**: {c['observed']} (required {c['required']})")
+    st.markdown(f"{criterion_verdict(c)} — **{c['criterion']}**: {c['observed']} (required {c['required']})")
 
 overall = table[table["attribute_set"] == "overall"].iloc[0]
 sets = [s for s in table["attribute_set"].unique() if s != "overall"]

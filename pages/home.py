@@ -79,6 +79,9 @@ for alert in alerts:
 st.subheader("Locked models")
 st.caption("The files of each version in production, re-hashed and compared with the fingerprint recorded when it "
            "was approved (or first seen by ModelBoard).")
+for finding in cache.alias_findings():
+    if finding.kind == "production_without_signoff":
+        st.warning(finding.message, icon=":material/gpp_maybe:")
 for finding in cache.artifact_findings():
     if finding.problem:
         st.error(finding.message, icon=":material/gpp_bad:")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import cache, state
-from app.wording import verdict
+from app.wording import criterion_verdict
 from core.errors import ModelBoardError, NotFound, ValidationError
 from core.services.packaged_model import submit_packaged_upload
 from core.services.submission import (
@@ -93,7 +93,7 @@ if st.button("Submit for clinical review", type="primary"):
         word = "was already evaluated on this data" if stored.reused else "is evaluated"
         st.success(f"{model} v{stored.version} {word} and is now in clinical review.", icon=":material/check_circle:")
         for c in stored.result["criteria"]:
-            st.markdown(f"{verdict(c['passed'])} — {c['criterion']}: {c['observed']} (required {c['required']})")
+            st.markdown(f"{criterion_verdict(c)} — {c['criterion']}: {c['observed']} (required {c['required']})")
 
 st.subheader("Your submissions")
 mine = submissions_by(cache.store(), user)

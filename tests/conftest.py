@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.adapters.store import Store
-from core.config import Settings, load_settings
+from core.config import PICKLE_GUARD, Settings, load_settings
 from core.domain.access import User, command_line_operator
 from core.services.installation import open_store
 
@@ -34,6 +34,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The browser group is the longest (its own demo, a server, real submissions): started first, it runs beside
     # the other modules instead of after them.
     items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))
+
+
+@pytest.fixture(autouse=True)
+def _pickle_guard_as_before() -> object:
+    """Page tests run app/main.py in this process, which sets MLflow's pickle guard for the server process; tests
+    that load a model in-process (what the worker does) must not inherit it from the test before them."""
+    before = os.environ.get(PICKLE_GUARD)
+    yield
+    if before is None:
+        os.environ.pop(PICKLE_GUARD, None)
+    else:
+        os.environ[PICKLE_GUARD] = before
 
 
 @pytest.fixture
@@ -104,6 +116,9 @@ def copy_demo(source: Settings, home: Path) -> Settings:
     source_store = open_store(source)
     source_store.execute("CHECKPOINT")  # everything in the DuckDB file itself, not in its WAL
     shutil.copytree(source.home, home)
+    copied = load_settings(env={}, home=home)
+    shutil.copytree(source.audit_log_path.parent, copied.audit_log_path.parent)  # the checkpoints vouch for the copy
+    shutil.copytree(source.audit_key_path.parent, copied.audit_key_path.parent)
     pattern = f"%{old}%"
     with sqlite3.connect(home / "mlflow.db") as db:
         for table, column in HOME_PATH_COLUMNS.items():

@@ -448,4 +448,31 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        11,
+        "production predictions keyed by model, version and encounter: the same encounter scored by two "
+        "versions is two rows, not one row and a silent drop",
+        (
+            """
+            CREATE TABLE prediction_log_by_version (
+                model_name    VARCHAR NOT NULL,
+                model_version INTEGER NOT NULL,
+                encounter_id  VARCHAR NOT NULL,
+                predicted_at  TIMESTAMP NOT NULL,
+                score         DOUBLE NOT NULL,
+                decision      BOOLEAN NOT NULL,
+                features      JSON NOT NULL,
+                attributes    JSON,
+                ingested_at   TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_name, model_version, encounter_id)
+            )
+            """,
+            "INSERT INTO prediction_log_by_version SELECT * FROM prediction_log",
+            "DROP TABLE prediction_log",
+            "ALTER TABLE prediction_log_by_version RENAME TO prediction_log",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

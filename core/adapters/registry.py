@@ -41,6 +41,18 @@ MODEL_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
 HIDDEN_RUN_TAGS = ("mlflow.log-model.history",)
 
 
+AUDIT_EXPERIMENT = "modelboard-audit"  # holds the mirrored checkpoint; no runs are logged to it
+CHECKPOINT_TAG = "modelboard.audit_checkpoint"
+
+
+_OPENED = False
+
+
+def registry_was_opened() -> bool:
+    """Whether this process opened a registry: commands that did leave the audit checkpoint mirrored there."""
+    return _OPENED
+
+
 def _when(millis: int | None) -> datetime | None:
     if millis is None:
         return None
@@ -59,6 +71,8 @@ class Registry:
     """Read access to registered models, their versions, runs and aliases."""
 
     def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
+        global _OPENED  # noqa: PLW0603 - a process-wide fact: has this process talked to MLflow at all?
+        _OPENED = True
         quiet_mlflow()
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
@@ -99,6 +113,18 @@ class Registry:
     def tag_model(self, name: str, key: str, value: str) -> None:
         self._call(f"tag registered model {name!r}", self.client.set_registered_model_tag, check_model_name(name),
                    key, value)
+
+    def audit_checkpoint_mirror(self) -> str | None:
+        """The newest audit checkpoint line ModelBoard mirrored into MLflow (docs/decisions/0014), if any."""
+        experiment = self._call("read the audit experiment", self.client.get_experiment_by_name, AUDIT_EXPERIMENT)
+        return None if experiment is None else (experiment.tags or {}).get(CHECKPOINT_TAG)
+
+    def set_audit_checkpoint_mirror(self, line: str) -> None:
+        """An experiment tag, because a fresh installation has no registered model to carry it."""
+        experiment = self._call("read the audit experiment", self.client.get_experiment_by_name, AUDIT_EXPERIMENT)
+        experiment_id = (experiment.experiment_id if experiment is not None else
+                         self._call("create the audit experiment", self.client.create_experiment, AUDIT_EXPERIMENT))
+        self._call("mirror the audit checkpoint", self.client.set_experiment_tag, experiment_id, CHECKPOINT_TAG, line)
 
     def aliases(self, name: str) -> dict[str, int]:
         """Alias → version. Read from the registered model: with the sqlite store,

@@ -16,8 +16,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -25,6 +26,9 @@ import pandas as pd
 from core.adapters.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, Migration
 from core.domain.clock import utc_now
 from core.errors import SchemaTooNew, StoreBusy, StoreCorrupt, StoreError
+
+if TYPE_CHECKING:
+    from core.adapters.audit_checkpoints import CheckpointLog
 
 Cursor = duckdb.DuckDBPyConnection
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
@@ -44,6 +48,15 @@ class _OpenFile:
 
 _OPEN_FILES: dict[Path, _OpenFile] = {}
 _OPEN_FILES_GUARD = threading.Lock()
+# The audit head each open transaction has written (row id, hash, time), keyed by its cursor: record_event notes
+# it, and the transaction checkpoints it around COMMIT.
+_AUDIT_HEADS: dict[int, tuple[int, str, datetime] | None] = {}
+
+
+def note_audit_head(cur: Cursor, row_id: int, row_hash: str, at: datetime) -> None:
+    """Called by the audit writer: this transaction's newest audit row, to be checkpointed when it commits."""
+    if id(cur) in _AUDIT_HEADS:
+        _AUDIT_HEADS[id(cur)] = (row_id, row_hash, at)
 
 
 def _open_file(path: Path) -> _OpenFile:
@@ -54,9 +67,10 @@ def _open_file(path: Path) -> _OpenFile:
 class Store:
     """Access to the governance store; the only module that talks to DuckDB."""
 
-    def __init__(self, path: Path, *, lock_timeout_s: float = 15.0) -> None:
+    def __init__(self, path: Path, *, lock_timeout_s: float = 15.0, checkpoints: CheckpointLog | None = None) -> None:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
+        self.checkpoints = checkpoints  # where audited transactions sign the chain's new head (None: nowhere)
         self._file = _open_file(self.path)
 
     # -- connection life cycle -------------------------------------------------
@@ -65,7 +79,7 @@ class Store:
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return _locked_down(duckdb.connect(str(self.path), config=_CONNECT_CONFIG), self.path.parent)
             except duckdb.IOException as exc:
                 message = str(exc)
                 if not any(marker in message for marker in _LOCK_MARKERS):
@@ -109,15 +123,34 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        """All writes inside commit together, or none do; one write transaction at a time per process."""
+        """All writes inside commit together, or none do; one write transaction at a time per process.
+
+        A transaction that wrote audit rows signs the chain's new head into the checkpoint log just before
+        COMMIT (`intent`) and just after (`commit`), while DuckDB's file lock still keeps other processes out,
+        so the log's order is the chain's order. If the intent cannot be written, nothing is committed."""
         with self._file.writer, self.cursor() as cur:
-            cur.execute("BEGIN TRANSACTION")
+            _AUDIT_HEADS[id(cur)] = None
             try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    yield cur
+                    head = _AUDIT_HEADS.get(id(cur))
+                    if head is not None and self.checkpoints is not None:
+                        self.checkpoints.append("intent", *head)
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+                if head is not None and self.checkpoints is not None:
+                    self.checkpoints.append("commit", *head)
+            finally:
+                _AUDIT_HEADS.pop(id(cur), None)
+
+    @contextmanager
+    def still(self) -> Iterator[Cursor]:
+        """A cursor while no transaction of this process can run: the chain and its checkpoints read together."""
+        with self._file.writer, self.cursor() as cur:
+            yield cur
 
     # -- small helpers -----------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -157,6 +190,29 @@ class Store:
                     _apply(cur, migration)
                     current = migration.version
             return current
+
+
+# No extension is installed or loaded behind ModelBoard's back (docs/decisions/0001).
+_CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoload_known_extensions": False, "autoinstall_known_extensions": False}
+
+
+def _locked_down(conn: duckdb.DuckDBPyConnection, folder: Path) -> duckdb.DuckDBPyConnection:
+    """Once open, the governance connection may touch files only in the store's own folder (no reading a file
+    elsewhere, no ATTACH, no COPY out, no extension install), and no statement may change that (configuration
+    locked). Data frames handed over with `register` still work; nothing reaches into Python variables."""
+    try:
+        conn.execute(f"SET allowed_directories = ['{_sql_text(str(folder.resolve()))}/']")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET lock_configuration = true")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _current_version(cur: Cursor, path: Path) -> int:

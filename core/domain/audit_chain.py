@@ -75,26 +75,36 @@ class ChainVerification:
     first_bad_row: int | None = None
     reason: str | None = None
     head: str = GENESIS  # the last row's hash: write it down to detect later truncation
-    anchors: int = 0  # how many anchors kept in MLflow were compared with the chain
+    anchors: int = 0  # how many anchors (checkpoints, MLflow tags) were compared with the chain
+    anchored: bool = False  # a signed checkpoint kept outside the store vouches for the chain up to its last row
+    checkpoint: dict[str, Any] | None = None  # the newest checkpoint checked: n, row, hash, at, key, source
+    unanchored_because: str | None = None  # why nothing vouches for the chain, in words
+    interrupted: str | None = None  # a transaction whose process stopped before it committed, in words
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "rows": self.rows, "first_bad_row": self.first_bad_row, "reason": self.reason,
-                "head": self.head, "anchors": self.anchors}
+                "head": self.head, "anchors": self.anchors, "anchored": self.anchored, "checkpoint": self.checkpoint,
+                "unanchored_because": self.unanchored_because, "interrupted": self.interrupted}
 
     @property
     def sentence(self) -> str:
-        if self.ok:
-            kept = ("" if not self.anchors else "; the fingerprint ModelBoard kept in MLflow matches"
-                    if self.anchors == 1 else f"; all {self.anchors} fingerprints ModelBoard kept in MLflow match")
-            return f"The audit trail is intact: {self.rows} rows, each linked to the one before{kept}."
-        where = f"at row {self.first_bad_row}" if self.first_bad_row is not None else "outside the store"
-        return f"The audit trail has been tampered with {where}: {self.reason}"
+        if not self.ok:
+            where = f"at row {self.first_bad_row}" if self.first_bad_row is not None else "outside the store"
+            return f"The audit trail has been tampered with {where}: {self.reason}"
+        intact = f"The audit trail is intact: {self.rows} rows, each linked to the one before"
+        if self.anchored and self.checkpoint is not None:
+            return (f"{intact}, up to checkpoint {self.checkpoint['n']} signed {self.checkpoint['at'][:19]} "
+                    f"(row {self.checkpoint['row']}) in {self.checkpoint['source']}.")
+        return (f"{intact}, but it is NOT anchored ({self.unanchored_because}): someone able to write the "
+                "governance store could rewrite it without this check noticing (docs/decisions/0014).")
 
 
-def verify_rows(rows: Iterable[tuple[Any, ...]], anchors: Iterable[AuditAnchor] = ()) -> ChainVerification:
+def verify_rows(rows: Iterable[tuple[Any, ...]], anchors: Iterable[AuditAnchor] = (), *,
+                covered_to: int | None = None, covered_by: str = "") -> ChainVerification:
     """Check rows (id, occurred_at, actor, action, target, model_name, model_version, detail, prev_hash,
     row_hash) in id order, and each anchor against its row; report the first row that does not fit and how
-    many rows there are."""
+    many rows there are. With `covered_to`, a row after it was written without a checkpoint (`covered_by`
+    names the newest one): rows added to the store by hand."""
     by_row = _by_row(anchors)
     previous, count, last_id = GENESIS, 0, 0
     first_bad: tuple[int, str] | None = None
@@ -103,7 +113,8 @@ def verify_rows(rows: Iterable[tuple[Any, ...]], anchors: Iterable[AuditAnchor] 
         row_id, stored_hash = int(row[0]), row[9]
         count += 1
         if first_bad is None:
-            first_bad = _problem(row, row_id, last_id, previous) or _unanchored(by_row.get(row_id), stored_hash)
+            first_bad = (_problem(row, row_id, last_id, previous) or _unanchored(by_row.get(row_id), stored_hash)
+                         or _uncovered(row_id, covered_to, covered_by))
         if row_id in by_row:
             seen.add(row_id)
         previous, last_id = stored_hash, row_id
@@ -115,6 +126,13 @@ def verify_rows(rows: Iterable[tuple[Any, ...]], anchors: Iterable[AuditAnchor] 
     if first_bad is not None:
         return ChainVerification(False, count, first_bad[0], first_bad[1], anchors=len(by_row))
     return ChainVerification(True, count, head=previous, anchors=len(by_row))
+
+
+def _uncovered(row_id: int, covered_to: int | None, covered_by: str) -> tuple[int, str] | None:
+    if covered_to is None or row_id <= covered_to:
+        return None
+    return row_id, (f"row {row_id} comes after the newest checkpoint ({covered_by}): it was added without "
+                    "ModelBoard's signing key, i.e. written into the store by hand")
 
 
 def _by_row(anchors: Iterable[AuditAnchor]) -> dict[int, AuditAnchor]:

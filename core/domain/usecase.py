@@ -31,6 +31,8 @@ class PerformanceCriteria:
     min_ppv: float | None = None
     max_sensitivity_gap: float | None = None
     min_subgroup_n: int = 100
+    min_evaluation_patients: int = 100  # below this an evaluation set is refused: too few patients to judge
+    min_evaluation_outcomes: int = 10  # …or too few patients who had the outcome
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,22 @@ def _criteria(raw: Any, problems: list[str]) -> PerformanceCriteria:
     known = {f for f in PerformanceCriteria.__dataclass_fields__}
     problems += [f"criteria.{k} is not a known criterion (known: {', '.join(sorted(known))})"
                  for k in raw if k not in known]
-    min_n = raw.get("min_subgroup_n", 100)
-    if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1:
-        problems.append(f"criteria.min_subgroup_n must be a whole number of patients ≥ 1, not {min_n!r}")
-        min_n = 100
-    values = {k: _fraction(raw, k, problems) for k in known if k != "min_subgroup_n"}
-    return PerformanceCriteria(min_subgroup_n=min_n, **values)
+    counts = {key: _count(raw, key, default, problems) for key, default in COUNT_CRITERIA.items()}
+    values = {k: _fraction(raw, k, problems) for k in known if k not in COUNT_CRITERIA}
+    return PerformanceCriteria(min_subgroup_n=counts["min_subgroup_n"],
+                               min_evaluation_patients=counts["min_evaluation_patients"],
+                               min_evaluation_outcomes=counts["min_evaluation_outcomes"], **values)
+
+
+COUNT_CRITERIA = {"min_subgroup_n": 100, "min_evaluation_patients": 100, "min_evaluation_outcomes": 10}
+
+
+def _count(raw: dict[str, Any], key: str, default: int, problems: list[str]) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append(f"criteria.{key} must be a whole number of patients ≥ 1, not {value!r}")
+        return default
+    return value
 
 
 def _names(raw: Any, key: str, problems: list[str]) -> tuple[str, ...]:

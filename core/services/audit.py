@@ -11,25 +11,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from core.adapters.store import Cursor, Store
+from core.adapters.store import Cursor, Store, note_audit_head
 from core.domain.access import Permission, User, require
-from core.domain.audit_chain import (
-    ANCHOR_TAG_PREFIX,
-    GENESIS,
-    AuditAnchor,
-    ChainVerification,
-    parse_anchor,
-    row_hash,
-    verify_rows,
-)
+from core.domain.audit_chain import GENESIS, row_hash
 from core.domain.clock import utc_now
+from core.services.audit_verification import verify_chain
 
-if TYPE_CHECKING:
-    from core.adapters.registry import Registry
+__all__ = ["AuditQuery", "record_event", "verify_chain", "list_events", "list_actions", "failed_logins_since",
+           "record_export", "record_download"]
 
 SYSTEM_ACTOR = "system"
 
@@ -75,30 +68,8 @@ def record_event(
         "prev_hash, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [row_id, occurred_at, actor, action, target, text, model, version, prev_hash, digest],
     )
+    note_audit_head(cur, row_id, digest, occurred_at)
     return row_id
-
-
-def verify_chain(store: Store, registry: Registry | None = None) -> ChainVerification:
-    """Recompute every row's hash and link, oldest first, and compare the anchors kept in MLflow (when a
-    registry is given) with their rows. Anyone may ask; the answer names no content."""
-    anchors, unreadable = _anchors(registry) if registry is not None else ([], [])
-    with store.cursor() as cur:
-        rel = cur.execute("SELECT id, occurred_at, actor, action, target, model_name, model_version, "
-                          "CAST(detail AS VARCHAR), prev_hash, row_hash FROM audit_events ORDER BY id")
-        result = verify_rows(iter(lambda: rel.fetchone(), None), anchors)
-    if result.ok and unreadable:
-        return ChainVerification(False, result.rows, None, "; ".join(unreadable), result.head, result.anchors)
-    return result
-
-
-def _anchors(registry: Registry) -> tuple[list[AuditAnchor], list[str]]:
-    anchors, unreadable = [], []
-    for model, key, value in registry.model_tags(ANCHOR_TAG_PREFIX):
-        try:
-            anchors.append(parse_anchor(value, f"MLflow tag {key} of {model}"))
-        except ValueError as exc:
-            unreadable.append(str(exc))
-    return anchors, unreadable
 
 
 def list_events(store: Store, viewer: User, query: AuditQuery = AuditQuery()) -> pd.DataFrame:

@@ -83,11 +83,26 @@ def _home_is_replaceable(settings: Settings) -> None:
         )
 
 
-def _wipe(home: Path) -> None:
+def _wipe(settings: Settings) -> None:
+    """Everything of the previous demo, its audit checkpoints included (they vouch for the trail being wiped);
+    the signing key stays."""
+    home = settings.home
+    settings.audit_log_path.unlink(missing_ok=True)
     for name in ("governance.duckdb", "governance.duckdb.wal", "mlflow.db"):
         (home / name).unlink(missing_ok=True)
     for folder in ("artifacts", "monitoring", "incoming"):
         shutil.rmtree(home / folder, ignore_errors=True)
+
+
+def _record_aliases(settings: Settings, store: Store) -> None:
+    """The aliases the demo models were logged with are ModelBoard's baseline from the start: a move made in
+    MLflow afterwards is out of band on the very first check, never adopted (docs/decisions/0004)."""
+    from core.services.installation import open_registry
+    from core.services.promotion import record_first_aliases
+
+    registry = open_registry(settings)
+    for model in registry.list_models():
+        record_first_aliases(settings, store, registry, model.name)
 
 
 def _git_commit() -> str | None:
@@ -120,7 +135,7 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
         timings[name] = round(now - clock, 2)
         clock = now
 
-    _wipe(settings.home)
+    _wipe(settings)
     store = open_store(settings)
     with store.transaction() as cur:
         set_fact(cur, "demo", "true")
@@ -155,6 +170,7 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
 
         run_monitor(settings, store, open_registry(settings), operator)
         lap("monitoring")
+    _record_aliases(settings, store)  # last: loading a model through models:/ adds a file to its folder (MLflow)
     digest = cohort_digest(cohort)
     log_digest = cohort_digest(log)
     with store.transaction() as cur:

@@ -20,6 +20,7 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
+from core.domain.csv_export import spreadsheet_csv
 from core.domain.signoff import Standing
 from core.services.audit import record_event, verify_chain
 
@@ -92,7 +93,7 @@ def _audit_extract(store: Store, model: str, version: int) -> bytes:
     frame = store.query_df(f"SELECT {_AUDIT_COLUMNS} FROM audit_events WHERE model_name = ? "  # noqa: S608
                            "AND model_version = ? ORDER BY id", [model, version])
     frame["occurred_at"] = [t.isoformat(timespec="microseconds") for t in frame["occurred_at"]]
-    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    return spreadsheet_csv(frame)
 
 
 def _json(payload: Any) -> bytes:

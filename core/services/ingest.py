@@ -2,22 +2,24 @@
 
 A file is checked as a whole first (columns the model's signature needs, no
 direct identifiers); then each row is either added, recognised as already
-present (re-ingesting a file adds nothing) or quarantined with its reason —
-never silently dropped. The rows, the quarantine, the file record and the
+present (the same row sent again adds nothing) or quarantined with its reason
+— a row whose key (model, version, encounter) is stored with other values
+included, both values kept — never silently dropped. The rows, the quarantine, the file record and the
 audit row are written in one transaction: a failure half-way leaves nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.adapters.files import file_sha256
 from core.adapters.registry import Registry
 from core.adapters.store import Cursor, Store
 from core.config import Settings
@@ -32,6 +34,7 @@ from core.services.evaluation_data import read_table
 from core.services.usecases import list_use_cases, use_case_for_model
 
 KEY, WHEN, SCORE, DECISION, OUTCOME = "encounter_id", "predicted_at", "score", "decision", "outcome"
+CLOCK_SKEW = timedelta(minutes=5)  # a scoring system's clock may run a little ahead of ours; more is an error
 TRUE_WORDS, FALSE_WORDS = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no"}
 
 
@@ -54,17 +57,20 @@ class IngestReport:
                 f"{self.quarantined} quarantined" + (f" ({why})" if why else "") + ".")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _flag(reasons: pd.Series, mask: pd.Series | np.ndarray, reason: str) -> None:
     """Give `reason` to the rows in `mask` that have no reason yet (the first problem of a row is kept)."""
     reasons[np.asarray(mask) & reasons.isna().to_numpy()] = reason
+
+
+def _timestamps(values: pd.Series) -> pd.Series:
+    """Naive UTC times; ISO 8601 in any precision or offset (one file may mix them), else whatever pandas can
+    read per value. Unreadable values are NaT, and their rows quarantined."""
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    retry = parsed.isna() & values.notna()
+    if retry.any():
+        parsed[retry] = pd.to_datetime(values[retry].astype(str), errors="coerce", utc=True, format="mixed")
+    return parsed.dt.tz_localize(None)
 
 
 def _booleans(values: pd.Series) -> pd.Series:
@@ -91,8 +97,10 @@ def _prediction_reasons(frame: pd.DataFrame, inputs: list[InputColumn]) -> tuple
     reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     keys = frame[KEY].astype("string").str.strip()
     _flag(reasons, keys.isna() | (keys == ""), "encounter key is empty")
-    when = pd.to_datetime(frame[WHEN], errors="coerce", utc=True).dt.tz_localize(None)
+    when = _timestamps(frame[WHEN])
     _flag(reasons, when.isna(), "timestamp is not a date and time")
+    _flag(reasons, when > utc_now() + CLOCK_SKEW, f"timestamp is in the future (more than "
+                                                  f"{CLOCK_SKEW.total_seconds() / 60:g} minutes after ingest)")
     score = pd.to_numeric(frame[SCORE], errors="coerce")
     _flag(reasons, score.isna() | (score < 0) | (score > 1), "score is not a probability between 0 and 1")
     _flag(reasons, _booleans(frame[DECISION]).isna(), "decision is not true/false (1/0)")
@@ -135,19 +143,54 @@ def ingest_predictions(settings: Settings, store: Store, registry: Registry, act
     good = frame[reasons.isna()]
     rows = pd.DataFrame({
         "model_name": model, "model_version": version, "encounter_id": keys[reasons.isna()].astype(str),
-        "predicted_at": pd.to_datetime(good[WHEN], utc=True).dt.tz_localize(None),
+        "predicted_at": _timestamps(good[WHEN]),
         "score": pd.to_numeric(good[SCORE]).astype(float), "decision": _booleans(good[DECISION]).astype(bool),
         "features": [_as_json(r) for r in typed[reasons.isna()].astype(object).to_dict(orient="records")],
-        "attributes": [json.dumps(r) for r in good[sensitive].astype(str).to_dict(orient="records")],
+        "attributes": ([json.dumps(r) for r in good[sensitive].astype(str).to_dict(orient="records")]
+                       if sensitive else None),  # a file without the attribute columns: none recorded
         "ingested_at": utc_now()})
-    digest = _sha256(path)
+    digest = file_sha256(path)
     with store.transaction() as cur:
         cur.register("incoming_predictions", rows)
-        already = _count(cur, "SELECT count(*) FROM incoming_predictions i JOIN prediction_log p "
-                              "USING (model_name, encounter_id)")
-        cur.execute("INSERT INTO prediction_log SELECT * FROM incoming_predictions ON CONFLICT DO NOTHING")
-        report = _finish(cur, actor, path, digest, "predictions", model, version, frame, reasons, already)
+        stored = _stored_rows(cur)
+        same = stored["same"].astype(bool)
+        conflicting = rows.index[rows["encounter_id"].isin(stored.loc[~same, "encounter_id"])]
+        _flag(reasons, frame.index.isin(conflicting), CONFLICT)
+        cur.register("new_predictions", rows[~rows["encounter_id"].isin(stored["encounter_id"])])
+        cur.execute("INSERT INTO prediction_log SELECT * FROM new_predictions")
+        was = stored.loc[~same].set_index("encounter_id").drop(columns="same")
+        stored_values = {int(i): _plain(was.loc[rows.at[i, "encounter_id"]].to_dict()) for i in conflicting}
+        report = _finish(cur, actor, path, digest, "predictions", model, version, frame, reasons, int(same.sum()),
+                         stored_values)
     return report
+
+
+CONFLICT = "conflicts with the stored row (same model, version and encounter; different values)"
+
+
+def _stored_rows(cur: Cursor) -> pd.DataFrame:
+    """The stored rows with the keys of incoming ones, and whether each is the same row sent again (idempotent)
+    or a different one under the same key (a corrected score, say), which is quarantined with both values."""
+    return cur.execute(
+        "SELECT i.encounter_id, p.predicted_at, p.score, p.decision, CAST(p.features AS VARCHAR) AS features, "
+        "CAST(p.attributes AS VARCHAR) AS attributes, (i.predicted_at = p.predicted_at AND i.score = p.score "
+        "AND i.decision = p.decision AND CAST(i.features AS VARCHAR) = CAST(p.features AS VARCHAR) "
+        "AND CAST(i.attributes AS VARCHAR) IS NOT DISTINCT FROM CAST(p.attributes AS VARCHAR)) AS same "
+        "FROM incoming_predictions i JOIN prediction_log p USING (model_name, model_version, encounter_id)").df()
+
+
+def _plain(values: dict[Any, Any]) -> dict[str, Any]:
+    """A stored row as the quarantine shows it next to the incoming one: JSON text as objects, times as ISO."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in ("features", "attributes") and isinstance(value, str):
+            value = json.loads(value)
+        elif isinstance(value, pd.Timestamp):
+            value = value.isoformat()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[str(key)] = value
+    return out
 
 
 def _count(cur: Cursor, sql: str) -> int:
@@ -156,14 +199,18 @@ def _count(cur: Cursor, sql: str) -> int:
 
 
 def _finish(cur: Cursor, actor: User, path: Path, digest: str, kind: str, model: str | None, version: int | None,
-            frame: pd.DataFrame, reasons: pd.Series, already: int) -> IngestReport:
-    """Quarantine the refused rows, record the file and audit it, in the caller's transaction."""
+            frame: pd.DataFrame, reasons: pd.Series, already: int,
+            stored: dict[int, dict[str, Any]] | None = None) -> IngestReport:
+    """Quarantine the refused rows (a row that conflicts with a stored one keeps the stored values beside its
+    own, under "stored"), record the file and audit it, in the caller's transaction."""
     bad = reasons.notna()
     now = utc_now()
+    stored = stored or {}
+    raw = [json.dumps(r | ({"stored": stored[i]} if i in stored else {}), default=str)
+           for i, r in zip(frame.index[bad], frame[bad].to_dict(orient="records"), strict=True)]
     quarantine = pd.DataFrame({
         "file_sha256": digest, "kind": kind, "row_number": np.flatnonzero(bad.to_numpy()) + 1,
-        "model_name": model, "reason": reasons[bad].astype(str).to_numpy(),
-        "raw": [json.dumps(r, default=str) for r in frame[bad].to_dict(orient="records")], "quarantined_at": now})
+        "model_name": model, "reason": reasons[bad].astype(str).to_numpy(), "raw": raw, "quarantined_at": now})
     cur.register("incoming_quarantine", quarantine)
     cur.execute("INSERT INTO quarantine SELECT * FROM incoming_quarantine ON CONFLICT DO NOTHING")
     counts = {str(k): int(v) for k, v in reasons[bad].value_counts().items()}
@@ -206,17 +253,18 @@ def ingest_labels(settings: Settings, store: Store, actor: User, *, path: Path) 
     outcome = _outcomes(store, actor, frame)
     _flag(reasons, outcome.isna(), "outcome is not 0/1, true/false, or the use case's two named classes")
     _flag(reasons, keys.duplicated(keep="first") & keys.notna(), "encounter appears more than once in this file")
-    labelled = (pd.to_datetime(frame["labelled_at"], errors="coerce", utc=True).dt.tz_localize(None)
+    labelled = (_timestamps(frame["labelled_at"])
                 if "labelled_at" in frame else pd.Series(utc_now(), index=frame.index))
     _flag(reasons, labelled.isna(), "labelled_at is not a date and time")
     candidates = pd.DataFrame({"row": frame.index, KEY: keys.astype(str), "outcome": outcome.astype("Int64"),
                                "labelled_at": labelled, "wanted_model": frame.get("model_name")})
-    digest = _sha256(path)
+    digest = file_sha256(path)
     with store.transaction() as cur:
         cur.register("candidate_labels", candidates[reasons.isna().to_numpy()])
         matched = cur.execute(
             "SELECT c.row, p.model_name, CAST(c.outcome AS INTEGER) AS outcome, c.labelled_at, l.outcome AS known "
-            "FROM candidate_labels c JOIN prediction_log p ON p.encounter_id = c.encounter_id "
+            "FROM candidate_labels c JOIN (SELECT DISTINCT model_name, encounter_id FROM prediction_log) p "
+            "ON p.encounter_id = c.encounter_id "
             "AND (c.wanted_model IS NULL OR p.model_name = c.wanted_model) "
             "LEFT JOIN outcome_labels l ON l.model_name = p.model_name AND l.encounter_id = c.encounter_id").df()
         _flag(reasons, frame.index.isin(candidates["row"][reasons.isna().to_numpy()])

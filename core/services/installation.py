@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.adapters.audit_checkpoints import CheckpointLog, key_from_file, key_from_secret
 from core.adapters.registry import Registry
 from core.adapters.store import Cursor, Store
 from core.config import Settings
@@ -25,10 +26,21 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         settings.home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(f"cannot create MODELBOARD_HOME {settings.home}: {exc.strerror}") from exc
-    store = Store(settings.store_path, lock_timeout_s=settings.store_lock_timeout_s)
+    store = Store(settings.store_path, lock_timeout_s=settings.store_lock_timeout_s,
+                  checkpoints=checkpoint_log(settings))
     if migrate:
         store.migrate()
+        from core.services.audit_verification import start_checkpoints
+
+        start_checkpoints(store)
     return store
+
+
+def checkpoint_log(settings: Settings) -> CheckpointLog:
+    """The signed checkpoint log of this installation's audit trail, with its key (created on first use)."""
+    key = (key_from_secret(settings.audit_key) if settings.audit_key
+           else key_from_file(settings.audit_key_path, create=True))
+    return CheckpointLog(settings.audit_log_path, key)
 
 
 def open_registry(settings: Settings) -> Registry:

@@ -18,6 +18,7 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
+from core.domain.criteria import verdict_word
 from core.domain.model_card import (
     FIELDS,
     NARRATIVE_KEYS,
@@ -92,7 +93,7 @@ def _missing_inputs(result: dict[str, Any]) -> str:
 
 def _fairness(result: dict[str, Any]) -> str:
     criteria = result.get("criteria", [])
-    lines = [f"{'PASS' if c['passed'] else 'FAIL'} {c['criterion']}: {c['observed']} (required {c['required']})"
+    lines = [f"{verdict_word(c)} {c['criterion']}: {c['observed']} (required {c['required']})"
              for c in criteria]
     return "Use-case criteria — " + "; ".join(lines) if lines else ""
 
@@ -113,7 +114,7 @@ def figures_of(result: dict[str, Any]) -> EvaluationFigures:
                                                 ("ece", "expected_calibration_error", "expected calibration error"))
                        if calibration.get(value) is not None)
     criteria = tuple(CriterionFigure(c["criterion"], MetricResult(
-        f"{'PASS' if c['passed'] else 'FAIL'} {c['criterion']}: {c['observed']} (required {c['required']})",
+        f"{verdict_word(c)} {c['criterion']}: {c['observed']} (required {c['required']})",
         c.get("value")), bool(c["passed"])) for c in result.get("criteria", []))
     return EvaluationFigures(f"{result.get('n')} patients ({result.get('data_source')})", performance, calibrated,
                              criteria)

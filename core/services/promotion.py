@@ -22,12 +22,14 @@ from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import Permission, User, require
 from core.domain.audit_chain import ANCHOR_TAG_PREFIX, AuditAnchor
+from core.domain.audit_checkpoint import CheckpointProblem
 from core.domain.clock import utc_now
 from core.domain.models import STATUS_TAG
 from core.domain.signoff import Signature
 from core.errors import NotFound, ValidationError
 from core.services.alerts import raise_alert, resolve_alerts
 from core.services.audit import SYSTEM_ACTOR, record_event
+from core.services.audit_verification import mirror_checkpoint
 from core.services.auth import LoginPolicy, confirm_identity
 from core.services.signoff import MAX_RATIONALE, sign_off_state, store_signature
 
@@ -113,8 +115,9 @@ def promote_if_ready(settings: Settings, store: Store, registry: Registry, actor
         _reconcile_model(settings, store, registry, model)
         if registry.version_for_alias(model, "production") == version:
             return None
-        if any(f.problem for f in _check_model_aliases(store, registry, model)):
+        if any(f.problem and f.kind != UNSIGNED for f in _check_model_aliases(store, registry, model)):
             return None  # an out-of-band move is a critical alert; promotion waits until people resolve it
+        # (an unsigned production version does not wait: a reviewed successor is how that finding is resolved)
         state = sign_off_state(store, registry, SYSTEM, model, version)
         if not state.readiness.ready:
             return None
@@ -166,6 +169,10 @@ def _anchor_intent(store: Store, registry: Registry, promotion: Promotion) -> No
         raise NotFound(f"the audit row of {promotion.kind} {promotion.id} is missing: run `audit verify`")
     anchor = AuditAnchor(int(row["id"]), row["row_hash"], "MLflow")
     registry.tag_model(promotion.model, ANCHOR_TAG_PREFIX + promotion.id, anchor.tag_value())
+    try:
+        mirror_checkpoint(store, registry)
+    except CheckpointProblem:
+        pass  # the mirror only moves forward; `audit verify` reports a log that no longer holds it
 
 
 def _complete(store: Store, promotion: Promotion, actor: str, previous: int | None) -> Promotion:
@@ -280,7 +287,12 @@ def _check_model_aliases(store: Store, registry: Registry, model: str) -> list[F
     actual = {a: v for a, v in registry.aliases(model).items() if a in WATCHED_ALIASES}
     approved = recorded_aliases(store, model)
     if approved is None:
-        return _adopt(store, registry, model, actual)
+        return _adopt(store, registry, model, actual) + _unsigned_production(store, model, actual.get("production"))
+    findings = _moved(store, model, approved, actual)
+    return findings + _unsigned_production(store, model, approved.get("production"))
+
+
+def _moved(store: Store, model: str, approved: dict[str, int | None], actual: dict[str, int]) -> list[Finding]:
     seen = recorded_aliases(store, model, approved_only=False) or {}
     findings = []
     for alias in WATCHED_ALIASES:
@@ -296,6 +308,35 @@ def _check_model_aliases(store: Store, registry: Registry, model: str) -> list[F
             _record_out_of_band(store, model, alias, old, new, message)
         findings.append(Finding("alias_moved_out_of_band", model, message, True, alias, old, new))
     return findings
+
+
+UNSIGNED = "production_without_signoff"
+
+
+def _unsigned_production(store: Store, model: str, version: int | None) -> list[Finding]:
+    """A production version that no ModelBoard sign-off (or signed rollback) put there stays a finding on every
+    check: recording the aliases ModelBoard found is a baseline for detecting moves, never an approval."""
+    if version is None or store.query_one(
+            "SELECT 1 FROM alias_history WHERE model_name = ? AND alias = 'production' AND version = ? "
+            "AND kind IN ('promoted', 'rolled_back')", [model, version]):
+        return []
+    first = store.query_one("SELECT min(changed_at) AS at FROM alias_history WHERE model_name = ? AND alias = "
+                            "'production' AND version = ?", [model, version])
+    since = (f" (it held the alias when ModelBoard first looked, {first['at']:%Y-%m-%d})"
+             if first and first["at"] else "")
+    return [Finding(UNSIGNED, model,
+                    f"v{version} of {model} is in clinical use (MLflow alias 'production'), but no ModelBoard "
+                    f"sign-off approved it{since}. Submit it for review, or roll back to a reviewed version.",
+                    True, "production", None, version)]
+
+
+def record_first_aliases(settings: Settings, store: Store, registry: Registry, model: str) -> None:
+    """Record a model's aliases when ModelBoard first connects to it (demo build, a newly registered model), so
+    that the very first check already compares against something instead of adopting what it finds."""
+    with _lock(settings, model):
+        if recorded_aliases(store, model) is None:
+            actual = {a: v for a, v in registry.aliases(model).items() if a in WATCHED_ALIASES}
+            _adopt(store, registry, model, actual)
 
 
 def _record_out_of_band(store: Store, model: str, alias: str, old: int | None, new: int | None, message: str) -> None:
@@ -329,7 +370,7 @@ def _adopt(store: Store, registry: Registry, model: str, actual: dict[str, int])
         record_event(cur, actor=SYSTEM_ACTOR, action="alias_adopted", model=model, version=actual.get("production"),
                      detail={"aliases": actual})
     return [Finding("alias_adopted", model, f"ModelBoard recorded the aliases of {model} as found in MLflow: "
-                    f"{actual or 'none'} (no ModelBoard sign-off behind them).", False)]
+                    f"{actual or 'none'}, as the baseline later moves are compared with.", False)]
 
 
 def check_aliases(settings: Settings, store: Store, registry: Registry, viewer: User) -> list[Finding]:

@@ -25,6 +25,7 @@ from core.config import REPO_ROOT, Settings
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.domain.model_safety import check_loadable
+from core.domain.usecase import PerformanceCriteria
 from core.errors import ModelBoardError, ValidationError
 from core.services.audit import record_event
 from core.services.evaluation_data import EvaluationData, check_evaluation_data, read_table
@@ -58,6 +59,19 @@ class StoredEvaluation:
     result: dict[str, Any]
     result_sha256: str
     reused: bool = False
+
+
+def _refuse_too_small(data: EvaluationData, label: str, criteria: PerformanceCriteria, use_case: str) -> None:
+    """An evaluation set too small to judge never becomes a version's evaluation of record (which would void its
+    signatures): refused before anything is written, with the numbers."""
+    patients, outcomes = len(data.frame), int(data.frame[label].sum())
+    need_p, need_o = criteria.min_evaluation_patients, criteria.min_evaluation_outcomes
+    if patients < need_p or outcomes < need_o:
+        raise ValidationError(
+            f"evaluation data refused: it holds {patients:,} patients, {outcomes:,} of whom had the outcome; use "
+            f"case {use_case} needs at least {need_p:,} patients and {need_o:,} with the outcome to judge a model "
+            "(criteria.min_evaluation_patients / min_evaluation_outcomes). Nothing was written; submit a larger "
+            "evaluation set.")
 
 
 def _load(settings: Settings, registry: Registry, request: SubmissionRequest, label: str,
@@ -94,6 +108,7 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
     label = request.label or use_case.label
     sensitive = request.sensitive or use_case.sensitive_attributes
     data = _load(settings, registry, request, label, sensitive, use_case.positive_class)
+    _refuse_too_small(data, label, use_case.criteria, use_case.name)
     if request.run_id:
         return _submit_run(settings, store, registry, actor, request, progress)
     existing = store.query_one(
@@ -131,7 +146,10 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
 def _submit_run(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
                 progress: Progress | None) -> StoredEvaluation:
     """Register a validated run's model, then submit the new version; undo the registration on failure."""
+    from core.services.promotion import record_first_aliases
+
     version = registry.register_run(request.model, str(request.run_id))
+    record_first_aliases(settings, store, registry, request.model)  # a new model: its baseline from the start
     with store.transaction() as cur:
         record_event(cur, actor=actor.username, action="run_registered", model=request.model, version=version,
                      detail={"run_id": request.run_id})

@@ -72,6 +72,25 @@ def test_login_page_is_shown_when_logged_out(demo_env: Settings) -> None:
     assert "DEMO" in page_texts(at)
 
 
+def test_the_server_process_refuses_to_unpickle_whatever_started_it(demo_env: Settings, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare `streamlit run app/main.py` with the guard set to allow: once the app has run, MLflow itself
+    refuses to unpickle a model in this process (docs/decisions/0002)."""
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    pickled = tmp_path / "pickled-model"
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+    mlflow.sklearn.save_model(model, pickled, serialization_format="cloudpickle")
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    assert mlflow.sklearn.load_model(str(pickled)) is not None  # what any process could do before the app ran
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    with pytest.raises(Exception, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        mlflow.sklearn.load_model(str(pickled))
+
+
 def test_login_form_logs_in_and_rejects_wrong_password(demo_env: Settings) -> None:
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
     at.text_input[0].input("ng")

@@ -125,13 +125,13 @@ def test_a_forged_row_with_a_correct_hash_is_caught_at_the_row_after_it(store: S
     assert report["rows"] == EVENTS + 1
 
 
-def test_cutting_off_the_newest_rows_is_only_seen_against_a_written_down_head(store: Store, settings: Settings) -> None:
-    write_events(store)
-    head = verify_chain(store).head
+def test_cutting_off_the_newest_row_is_caught_by_the_checkpoint(store: Store, settings: Settings) -> None:
+    ids = write_events(store)
     tamper(store, "DELETE FROM audit_events WHERE id = (SELECT max(id) FROM audit_events)")
+    assert verify_chain(Store(store.path)).ok  # the chain that is left is intact on its own…
     code, report = verify(settings)
-    assert code == 0 and report["rows"] == EVENTS - 1  # the chain that is left is intact…
-    assert report["head"] != head  # …but its head no longer matches the one written down
+    assert code == 1 and report["first_bad_row"] == ids[-1]  # …but the signed checkpoint names the row cut off
+    assert "missing" in str(report["reason"]) and "checkpoint" in str(report["reason"])
 
 
 def test_verify_prints_a_sentence_without_json(store: Store, settings: Settings) -> None:
@@ -156,8 +156,10 @@ def test_migration_6_seals_rows_written_by_a_schema_5_store(tmp_path: Path) -> N
     assert rows[0]["prev_hash"] == GENESIS
     assert all(r["row_hash"] for r in rows)
     assert [r["prev_hash"] for r in rows[1:]] == [r["row_hash"] for r in rows[:-1]]
-    assert verify_chain(upgraded).as_dict() | {"head": None} == {"ok": True, "rows": 3, "first_bad_row": None,
-                                                                  "reason": None, "head": None, "anchors": 0}
+    assert verify_chain(upgraded).as_dict() | {"head": None} == {
+        "ok": True, "rows": 3, "first_bad_row": None, "reason": None, "head": None, "anchors": 0, "anchored": False,
+        "checkpoint": None, "unanchored_because": "this store was opened without a checkpoint log",
+        "interrupted": None}
     with upgraded.transaction() as cur:  # new rows continue the sealed chain
         record_event(cur, actor="admin", action="exported", detail={"what": "test"})
     result = cli(tmp_path, "audit", "verify", "--json", "--home", str(tmp_path))
@@ -175,8 +177,9 @@ def test_an_anchor_that_matches_its_row_counts_and_one_that_does_not_names_the_r
     ids = write_events(store)
     stored = {int(r[0]): str(r[9]) for r in chain_rows(store)}
     good = AuditAnchor(ids[2], stored[ids[2]], "MLflow tag a of sepsis-icu")
-    assert verify_rows(chain_rows(store), [good]).as_dict() | {"head": None} == {
-        "ok": True, "rows": EVENTS, "first_bad_row": None, "reason": None, "head": None, "anchors": 1}
+    checked = verify_rows(chain_rows(store), [good])
+    assert (checked.ok, checked.rows, checked.first_bad_row, checked.reason, checked.anchors) == (
+        True, EVENTS, None, None, 1)
     wrong = AuditAnchor(ids[4], stored[ids[3]], "MLflow tag b of sepsis-icu")
     result = verify_rows(chain_rows(store), [good, wrong])
     assert (result.ok, result.first_bad_row) == (False, ids[4])

@@ -132,3 +132,72 @@ def test_delayed_labels_fill_in_and_conflicts_are_quarantined(home: Settings, tm
     assert count(home, "SELECT count(*) FROM outcome_labels WHERE encounter_id LIKE 'LAB-%'") == 24
     audited = open_store(home).query("SELECT action FROM audit_events WHERE action LIKE '%_ingested'")
     assert {"predictions_ingested", "labels_ingested"} <= {r["action"] for r in audited}
+
+
+def test_a_corrected_score_for_a_stored_encounter_is_quarantined_with_both_values(home: Settings,
+                                                                                  tmp_path: Path) -> None:
+    frame = predictions(50, 7, "FIX-")
+    frame.to_parquet(tmp_path / "first.parquet")
+    assert cli(home, "ingest", str(tmp_path / "first.parquet"), "--model", MODEL, "--version", "1").returncode == 0
+    corrected = frame.copy()
+    corrected.loc[[3, 4, 5], "score"] = [0.99, 0.98, 0.97]
+    corrected.to_parquet(tmp_path / "corrected.parquet")
+    result = cli(home, "ingest", str(tmp_path / "corrected.parquet"), "--model", MODEL, "--version", "1")
+    report = json.loads(result.stdout)
+    assert (report["added"], report["already_present"], report["quarantined"]) == (0, 47, 3), report
+    [reason] = report["reasons"]
+    assert reason.startswith("conflicts with the stored row")
+    quarantined = open_store(home).query("SELECT row_number, raw FROM quarantine WHERE reason = ? AND raw LIKE "
+                                         "'%FIX-%' ORDER BY row_number", [reason])
+    assert [q["row_number"] for q in quarantined] == [4, 5, 6]
+    raw = [json.loads(q["raw"]) for q in quarantined]
+    assert [(r["score"], r["stored"]["score"]) for r in raw] == list(zip([0.99, 0.98, 0.97],
+                                                                          frame.loc[[3, 4, 5], "score"], strict=True))
+    kept = open_store(home).query("SELECT score FROM prediction_log WHERE encounter_id IN (?, ?, ?) ORDER BY 1",
+                                  list(frame.loc[[3, 4, 5], "encounter_id"]))
+    assert [k["score"] for k in kept] == sorted(frame.loc[[3, 4, 5], "score"])  # the stored values stand
+    plain = subprocess.run([sys.executable, "-m", "core.cli", "ingest", str(tmp_path / "corrected.parquet"),
+                            "--model", MODEL, "--version", "1", "--home", str(home.home)],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert "3 conflicts with the stored row" in plain.stdout, plain.stdout
+
+
+def test_the_same_encounters_scored_by_another_version_are_kept_for_each(home: Settings, tmp_path: Path) -> None:
+    frame = predictions(30, 8, "BOTH-")
+    frame.to_parquet(tmp_path / "both.parquet")
+    for version in ("1", "2"):
+        report = json.loads(cli(home, "ingest", str(tmp_path / "both.parquet"), "--model", MODEL, "--version",
+                                version).stdout)
+        assert (report["added"], report["already_present"], report["quarantined"]) == (30, 0, 0), report
+    assert count(home, "SELECT count(*) FROM prediction_log WHERE encounter_id LIKE 'BOTH-%'") == 60
+    labels = pd.DataFrame({"encounter_id": frame["encounter_id"], "outcome": [0, 1] * 15})
+    labels.to_csv(tmp_path / "both-labels.csv", index=False)
+    report = json.loads(cli(home, "ingest-labels", str(tmp_path / "both-labels.csv")).stdout)
+    assert (report["added"], report["quarantined"]) == (30, 0), report  # one outcome per patient and model
+    assert count(home, "SELECT count(*) FROM outcome_labels WHERE encounter_id LIKE 'BOTH-%'") == 30
+
+
+def test_a_timestamp_in_the_future_is_quarantined_beyond_the_clock_skew(home: Settings, tmp_path: Path) -> None:
+    from core.domain.clock import utc_now
+
+    frame = predictions(10, 9, "SOON-")
+    now = utc_now()
+    frame.loc[0, "predicted_at"] = str(now + pd.Timedelta(days=5 * 365))
+    frame.loc[1, "predicted_at"] = str(now + pd.Timedelta(hours=2))
+    frame.loc[2, "predicted_at"] = str(now + pd.Timedelta(minutes=2))  # a scoring clock slightly ahead: accepted
+    frame.to_parquet(tmp_path / "soon.parquet")
+    report = json.loads(cli(home, "ingest", str(tmp_path / "soon.parquet"), "--model", MODEL, "--version",
+                            "1").stdout)
+    assert (report["added"], report["quarantined"]) == (8, 2), report
+    assert report["reasons"] == {"timestamp is in the future (more than 5 minutes after ingest)": 2}
+
+
+def test_a_prediction_file_without_the_sensitive_attribute_columns_is_ingested(home: Settings,
+                                                                               tmp_path: Path) -> None:
+    frame = predictions(12, 10, "NOATTR-").drop(columns=["sex", "race_ethnicity"])
+    frame.to_csv(tmp_path / "no-attributes.csv", index=False)
+    result = cli(home, "ingest", str(tmp_path / "no-attributes.csv"), "--model", MODEL, "--version", "1")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (json.loads(result.stdout)["added"]) == 12
+    assert count(home, "SELECT count(*) FROM prediction_log WHERE encounter_id LIKE 'NOATTR-%' "
+                       "AND attributes IS NULL") == 12

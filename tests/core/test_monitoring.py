@@ -199,3 +199,19 @@ def test_only_data_scientists_and_administrators_run_monitoring(home: Settings) 
     clinician = User(username="ng", full_name="Dr. Alice Ng", role="clinician")
     with pytest.raises(PermissionDenied, match="run production monitoring"):
         run_monitor(home, open_store(home), open_registry(home), clinician)
+
+
+def test_monitor_exits_non_zero_when_it_skipped_a_model_version(home: Settings) -> None:
+    """A version in the prediction log that monitoring cannot handle (here: one the registry does not hold) is
+    skipped and named, and the exit code tells cron so."""
+    store = open_store(home)
+    store.execute("INSERT INTO prediction_log SELECT model_name, 99, encounter_id, predicted_at, score, decision, "
+                  "features, attributes, ingested_at FROM prediction_log WHERE model_name = 'sepsis-icu' LIMIT 5")
+    try:
+        done = subprocess.run([sys.executable, "-m", "core.cli", "monitor", "--home", str(home.home), "--json"],
+                              capture_output=True, text=True, cwd=REPO, timeout=300)
+    finally:
+        store.execute("DELETE FROM prediction_log WHERE model_version = 99")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [s.split(":")[0] for s in json.loads(done.stdout)["skipped"]] == ["sepsis-icu v99"]
+    assert "skipped 1 model version(s)" in done.stderr

@@ -29,7 +29,7 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import User, command_line_operator
-from core.domain.audit_chain import ANCHOR_TAG_PREFIX, GENESIS, row_hash
+from core.domain.audit_chain import ANCHOR_TAG_PREFIX
 from core.domain.clock import utc_now
 from core.errors import ValidationError
 from core.services import model_card, promotion, signoff
@@ -41,6 +41,7 @@ from core.services.installation import open_registry, open_store
 from core.services.promotion import Promotion, recorded_aliases
 from core.services.signoff import SignatureRequest, sign_off_state
 from tests.conftest import copy_demo
+from tests.core.test_audit_checkpoints import rehash_from
 from tests.core.test_cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,6 +125,14 @@ def current_signatures(settings: Settings) -> dict[str, str]:
 
 def findings(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     return json.loads(result.stdout)["findings"]  # type: ignore[no-any-return]
+
+
+def assert_nothing_but_the_unsigned_readmission_model(result: subprocess.CompletedProcess[str]) -> None:
+    """The demo's readmission-30d v1 has been in production since before ModelBoard and was never signed off:
+    every `verify` and `reconcile` names it (exit 1). Nothing else may be a problem."""
+    problems = [(f["kind"], f["model"]) for f in findings(result) if f["problem"]]
+    assert problems == [("production_without_signoff", "readmission-30d")], result.stdout + result.stderr
+    assert result.returncode == 1
 
 
 # -- the full path --------------------------------------------------------------------------------------------------
@@ -320,7 +329,7 @@ def test_reconcile_rolls_back_an_interrupted_promotion_whose_signatures_no_longe
     model_card.save_narratives(store, person(store, "lee"), MODEL, CANDIDATE,
                                {"update_schedule": f"Changed after the crash ({utc_now().isoformat()})."})
     result = cli(demo.home, "reconcile", "--home", str(demo.home), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_nothing_but_the_unsigned_readmission_model(result)
     interrupted = [f for f in findings(result) if f["kind"] == "interrupted_promotion"]
     assert len(interrupted) == 1 and "rolled back" in interrupted[0]["message"]
     assert [r["state"] for r in promotions_since(demo, started)] == ["rolled_back"]
@@ -333,7 +342,7 @@ def test_reconcile_finishes_a_promotion_whose_process_was_killed(demo: Settings,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     started, before = _crash_on_the_last_approval(demo, monkeypatch, kill=True)
     result = cli(demo.home, "reconcile", "--home", str(demo.home), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_nothing_but_the_unsigned_readmission_model(result)
     interrupted = [f for f in findings(result) if f["kind"] == "interrupted_promotion"]
     assert len(interrupted) == 1 and interrupted[0]["new_version"] == CANDIDATE
     assert interrupted[0]["problem"] is False and interrupted[0]["old_version"] == before
@@ -359,7 +368,8 @@ def test_every_promotion_anchors_its_intent_row_in_mlflow(demo: Settings) -> Non
     assert anchors_in_mlflow(demo)[ANCHOR_TAG_PREFIX + promoted.id] == f"{intent['id']}:{intent['row_hash']}"
     code, report = audit_verify(demo)
     assert code == 0 and report["ok"] is True
-    assert report["anchors"] == len(anchors_in_mlflow(demo)) >= 2  # this promotion and the rounds' rollbacks
+    # this promotion's and the rounds' rollbacks' tags, and the newest signed checkpoint
+    assert report["anchors"] == len(anchors_in_mlflow(demo)) + 1 and len(anchors_in_mlflow(demo)) >= 2
 
 
 # -- people who move the alias by hand ------------------------------------------------------------------------------
@@ -394,8 +404,7 @@ def test_an_alias_moved_outside_modelboard_is_reported_alerted_once_and_rolled_b
     signature = store.query_one("SELECT * FROM signatures WHERE id = ?", [back.signature_ids[0]])
     assert signature is not None and signature["kind"] == "rollback" and signature["signer"] == "okafor"
     result = cli(demo.home, "verify", "--home", str(demo.home), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert not [f for f in findings(result) if f["problem"]]
+    assert_nothing_but_the_unsigned_readmission_model(result)
 
 
 def test_a_changed_byte_in_the_production_model_is_caught(demo: Settings) -> None:
@@ -427,7 +436,7 @@ def test_a_changed_byte_in_the_production_model_is_caught(demo: Settings) -> Non
     finally:
         target.write_bytes(original)
     result = cli(demo.home, "verify", "--home", str(demo.home), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_nothing_but_the_unsigned_readmission_model(result)
     assert any(f["kind"] == "artifact_verified" and f["model"] == MODEL for f in findings(result))
 
 
@@ -447,24 +456,14 @@ def restored_store(demo: Settings) -> Any:
 def rewrite_chain_from(store: Store, row_id: int, **changes: Any) -> None:
     """What an intruder who knows the (public) hash rule does: edit one row, then recompute every hash after
     it with plain DuckDB so that the chain alone is consistent again."""
-    con = duckdb.connect(str(store.path))
-    try:
-        if changes:
+    if changes:
+        con = duckdb.connect(str(store.path))
+        try:
             sets = ", ".join(f"{k} = ?" for k in changes)
             con.execute(f"UPDATE audit_events SET {sets} WHERE id = ?", [*changes.values(), row_id])  # noqa: S608
-        rows = con.execute("SELECT id, occurred_at, actor, action, target, model_name, model_version, "
-                           "CAST(detail AS VARCHAR), prev_hash FROM audit_events ORDER BY id").fetchall()
-        previous = GENESIS
-        for row in rows:
-            if row[0] >= row_id:
-                digest = row_hash(*row[:8], prev_hash=previous)
-                con.execute("UPDATE audit_events SET prev_hash = ?, row_hash = ? WHERE id = ?",
-                            [previous, digest, row[0]])
-                previous = digest
-            else:
-                previous = con.execute("SELECT row_hash FROM audit_events WHERE id = ?", [row[0]]).fetchone()[0]
-    finally:
-        con.close()
+        finally:
+            con.close()
+    rehash_from(store.path, row_id)
 
 
 def audit_verify(settings: Settings) -> tuple[int, dict[str, Any]]:
@@ -480,11 +479,13 @@ def test_a_trail_rewritten_with_recomputed_hashes_is_caught_by_the_anchors(demo:
                              [anchored[-1]])
     assert signed is not None
     rewrite_chain_from(store, int(signed["id"]), actor="mallory")
-    assert verify_chain(store).ok  # the chain alone cannot tell: every link was recomputed
-    code, report = audit_verify(demo)
+    assert verify_chain(Store(demo.store_path)).ok  # the chain alone cannot tell: every link was recomputed
     first = min(a for a in anchored if a >= signed["id"])
-    assert code == 1 and report["ok"] is False and report["first_bad_row"] == first, report
-    assert "rewritten" in report["reason"] and "MLflow tag" in report["reason"]
+    by_tags = verify_chain(Store(demo.store_path), open_registry(demo))  # the promotions' tags alone (no log)
+    assert (by_tags.ok, by_tags.first_bad_row) == (False, first) and "MLflow tag" in str(by_tags.reason)
+    code, report = audit_verify(demo)  # every witness: the signed checkpoint of the edited row's transaction
+    assert code == 1 and report["ok"] is False and signed["id"] <= report["first_bad_row"] <= first, report
+    assert "rewritten" in report["reason"] and "checkpoint" in report["reason"]
 
 
 def test_cutting_off_the_newest_rows_before_an_anchor_is_caught(demo: Settings, restored_store: Any) -> None:
@@ -495,9 +496,11 @@ def test_cutting_off_the_newest_rows_before_an_anchor_is_caught(demo: Settings, 
         con.execute("DELETE FROM audit_events WHERE id >= ?", [newest])
     finally:
         con.close()
-    assert verify_chain(store).ok  # what is left is a consistent chain…
-    code, report = audit_verify(demo)
-    assert code == 1 and report["first_bad_row"] == newest and "missing" in report["reason"], report  # …but short
+    assert verify_chain(Store(demo.store_path)).ok  # what is left is a consistent chain…
+    by_tags = verify_chain(Store(demo.store_path), open_registry(demo))
+    assert (by_tags.ok, by_tags.first_bad_row) == (False, newest) and "missing" in str(by_tags.reason)  # …but short
+    code, report = audit_verify(demo)  # and the checkpoints already miss the first row cut off
+    assert code == 1 and report["first_bad_row"] <= newest and "missing" in report["reason"], report
 
 
 def test_an_anchor_tag_that_is_not_one_fails_the_check(demo: Settings) -> None:

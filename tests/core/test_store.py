@@ -95,7 +95,7 @@ def test_threads_share_the_file_and_release_it(store: Store) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert store.query("SELECT count(*) AS n FROM installation")[0]["n"] == 80
+    assert store.query("SELECT count(*) AS n FROM installation WHERE value = 'x'")[0]["n"] == 80
     # No unit of work is running, so another process can open the file now.
     probe = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(store.path)!r}).close()"],
                            capture_output=True, text=True, timeout=60)
@@ -157,7 +157,7 @@ def test_two_processes_writing_at_once_lose_nothing(store: Store) -> None:
              for name in ("a", "b")]
     for p in procs:
         assert p.wait(timeout=120) == 0
-    assert store.query("SELECT count(*) AS n FROM installation")[0]["n"] == 80
+    assert store.query("SELECT count(*) AS n FROM installation WHERE value = 'x'")[0]["n"] == 80
 
 
 def test_two_store_objects_of_one_file_share_one_connection_and_one_writer(tmp_path: Path) -> None:
@@ -188,3 +188,28 @@ def test_two_store_objects_of_one_file_share_one_connection_and_one_writer(tmp_p
     assert errors == []
     chain = verify_chain(Store(path))
     assert chain.ok and chain.rows == 160
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM read_csv('{outside}')",
+    "COPY (SELECT * FROM users) TO '{copy}'",
+    "ATTACH '{attach}' AS elsewhere",
+    "SET enable_external_access = true",
+    "SET allowed_directories = ['/']",
+    "SET lock_configuration = false",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+])
+def test_the_governance_connection_is_locked_down(store: Store, tmp_path: Path, statement: str) -> None:
+    """Whoever gets a statement into the governance connection cannot read or write files outside the store's
+    folder, fetch or load an extension, or undo those settings (docs/decisions/0001)."""
+    outside = tmp_path / "outside.csv"
+    outside.write_text("mrn,name\n123,Jane Doe\n")
+    sql = statement.format(outside=outside, copy=tmp_path / "users.csv", attach=tmp_path / "other.duckdb")
+    with pytest.raises(duckdb.Error, match="disabled|locked|Permission"), store.cursor() as cur:
+        cur.execute(sql)
+    assert not (tmp_path / "users.csv").exists() and not (tmp_path / "other.duckdb").exists()
+    inside = store.path.parent / "inside.csv"
+    inside.write_text("a\n1\n")
+    with store.cursor() as cur:  # the store's own folder stays readable: ModelBoard's own files live there
+        assert cur.execute(f"SELECT a FROM read_csv('{inside}')").fetchall() == [(1,)]  # noqa: S608 - a test path

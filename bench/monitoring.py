@@ -45,7 +45,7 @@ def evidently_windows(store, registry, granularity: str) -> tuple[float, int, in
     total, equal = 0.0, 0
     for w in windows:
         c = window_comparison(store, registry, OPERATOR, "sepsis-icu", 1, w["window_start"], w["window_end"])
-        definition = DataDefinition(numerical_columns=c.features, categorical_columns=c.attributes)
+        definition = DataDefinition(numerical_columns=c.numerical, categorical_columns=c.categorical)
         started = time.perf_counter()
         snapshot = Report([DataDriftPreset()], include_tests=True).run(
             Dataset.from_pandas(c.current, data_definition=definition),

@@ -166,7 +166,7 @@ def _permutation(predict_risk: Risk, X: pd.DataFrame, target: pd.DataFrame, back
                                seed=SEED)
     # Ten permutations per patient: each costs 2·p + 1 model calls over the background, and more add little
     # at p ≈ 10 inputs (shap's default, 500 evaluations, is 2–20 times that).
-    result = explainer(codec.encode(target), max_evals=PERMUTATIONS * (2 * X.shape[1] + 1))
+    result = explainer(codec.encode(target), max_evals=PERMUTATIONS * (2 * X.shape[1] + 1), silent=True)
     return Explained("permutation explainer (model-agnostic)", "probability", drawn,
                      np.asarray(result.values, dtype=float), float(np.asarray(result.base_values).reshape(-1)[0]), rows)
 

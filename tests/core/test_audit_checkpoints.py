@@ -26,7 +26,7 @@ from core.domain.audit_chain import GENESIS, row_hash
 from core.errors import ConfigurationError
 from core.services.audit import record_event, verify_chain
 from core.services.audit_verification import mirror_checkpoint
-from core.services.installation import open_store
+from core.services.installation import open_store, registry_if_present
 from tests.core.test_audit_chain import EVENTS, tamper, verify, write_events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +49,13 @@ def rehash_from(path: Path, row_id: int) -> None:
                 previous = con.execute("SELECT row_hash FROM audit_events WHERE id = ?", [row[0]]).fetchone()[0]
     finally:
         con.close()
+
+
+def verify_here(settings: Settings) -> tuple[int, dict[str, Any]]:
+    """What `audit verify` does, in this process (the CLI itself is run by the tests above and below): the same
+    store opening, checkpoint log and registry, at a fraction of a process start."""
+    chain = verify_chain(open_store(settings), registry_if_present(settings))
+    return (0 if chain.ok else 1), chain.as_dict()
 
 
 def log_lines(settings: Settings) -> list[dict[str, Any]]:
@@ -164,7 +171,7 @@ def test_tampering_that_keeps_the_chain_consistent_is_caught_at_its_row(store: S
     ids = write_events(store, EVENTS, gap_after=3)
     first_bad = TAMPERING[case](store, ids)
     assert verify_chain(Store(store.path)).ok  # on its own, the chain that is left is consistent…
-    code, report = verify(settings)  # …but the checkpoints signed outside the store are not
+    code, report = verify_here(settings)  # …but the checkpoints signed outside the store are not
     assert code == 1 and report["ok"] is False and report["first_bad_row"] == first_bad, (case, report)
     assert "checkpoint" in str(report["reason"]), report
 
@@ -200,7 +207,7 @@ def test_a_checkpoint_log_that_was_changed_is_itself_a_finding(store: Store, set
         path.unlink()
         tamper(store, "DELETE FROM installation WHERE key = 'audit_checkpoints_started'")
         open_store(forged)  # starts a fresh log signed with the forger's key
-    code, report = verify(settings)
+    code, report = verify_here(settings)
     assert code == 1 and report["ok"] is False, report
     expected = {"edit a line": "does not follow", "delete a middle line": "does not follow",
                 "delete the log": "missing", "empty the log": "missing", "re-sign with another key": "signed with key"}
@@ -231,7 +238,7 @@ KILLER = textwrap.dedent("""
     from core.adapters.audit_checkpoints import CheckpointLog
     from core.config import load_settings
     from core.services.audit import record_event
-    from core.services.installation import open_store
+    from core.services.installation import open_store, registry_if_present
 
     stage_to_die_at = sys.argv[2]
     append = CheckpointLog.append
@@ -260,21 +267,21 @@ def test_a_process_killed_around_commit_leaves_a_trail_that_still_verifies(store
     rows = store.query("SELECT id, detail FROM audit_events ORDER BY id")
     kept = stage == "commit"  # killed after COMMIT: the transaction is durable; before it: nothing of it is
     assert len(rows) == len(ids) + (1 if kept else 0)
-    code, report = verify(settings)
+    code, report = verify_here(settings)
     assert code == 0 and report["anchored"] is True, report
     assert report["checkpoint"]["row"] == rows[-1]["id"]
     assert (report["interrupted"] is None) == kept, report
     write_events(store, 1)  # and ModelBoard carries on writing after it
-    assert verify(settings)[0] == 0
+    assert verify_here(settings)[0] == 0
 
 
 def test_a_torn_last_line_is_dropped_and_the_log_goes_on(store: Store, settings: Settings) -> None:
     write_events(store, 2)
     with settings.audit_log_path.open("a") as log:
         log.write('{"at":"2026-12-')  # a process killed in the middle of writing a line
-    assert verify(settings)[0] == 0
+    assert verify_here(settings)[0] == 0
     write_events(store, 1)
-    assert verify(settings)[0] == 0
+    assert verify_here(settings)[0] == 0
     assert all(line.endswith("}") for line in settings.audit_log_path.read_text().splitlines())
 
 
@@ -283,7 +290,7 @@ CONCURRENT = textwrap.dedent("""
     from pathlib import Path
     from core.config import load_settings
     from core.services.audit import record_event
-    from core.services.installation import open_store
+    from core.services.installation import open_store, registry_if_present
 
     store = open_store(load_settings(env={}, home=Path(sys.argv[1])))
     for i in range(int(sys.argv[3])):
@@ -302,7 +309,7 @@ def test_writers_in_several_processes_keep_the_trail_and_its_log_in_one_order(st
     assert len(ids) == 3 * per_writer
     committed = [line["row"] for line in log_lines(settings) if line["stage"] == "commit"][1:]
     assert committed == ids  # one commit line per transaction, in the chain's order
-    code, report = verify(settings)
+    code, report = verify_here(settings)
     assert code == 0 and report["anchored"] is True and report["checkpoint"]["row"] == ids[-1]
 
 

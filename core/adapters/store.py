@@ -142,7 +142,10 @@ class Store:
                     raise
                 cur.execute("COMMIT")
                 if head is not None and self.checkpoints is not None:
-                    self.checkpoints.append("commit", *head)
+                    try:
+                        self.checkpoints.append("commit", *head)
+                    except OSError:
+                        pass  # committed already: the intent line vouches for it, and the caller must not see a failure
             finally:
                 _AUDIT_HEADS.pop(id(cur), None)
 

@@ -19,6 +19,7 @@ import streamlit as st  # noqa: E402
 
 from app import cache, state  # noqa: E402
 from app.navigation import LOGIN, page_path, pages_for  # noqa: E402
+from app.wording import plain  # noqa: E402
 from core.domain.access import ROLE_LABELS  # noqa: E402
 from core.errors import ModelBoardError, SessionExpired  # noqa: E402
 from core.services.auth import LoginPolicy, refresh_session_user, touch_session  # noqa: E402
@@ -45,7 +46,7 @@ def _sidebar() -> None:
     if session is None:
         return
     with st.sidebar:
-        st.markdown(f"**{session.user.full_name}**  \n{ROLE_LABELS[session.user.role]}")
+        st.markdown(f"**{plain(session.user.full_name)}**  \n{ROLE_LABELS[session.user.role]}")
         if st.button("Log out", icon=":material/logout:", key="logout"):
             state.end_session("You have logged out.")
             st.rerun()

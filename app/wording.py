@@ -82,7 +82,7 @@ def calibration_lines(calibration: dict[str, Any], outcome: str = "the outcome")
     return lines
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")  # = setext headings, & entities
 
 
 def plain(text: str) -> str:

@@ -246,16 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=_lazy("core.cli_governance", "cmd_verify"))
 
     ingest = command("ingest", "add a CSV/Parquet file of production predictions (encounter_id, predicted_at, the "
-                               "model's inputs, score, decision); re-ingesting adds nothing; bad rows are quarantined")
+                               "model's inputs, score, decision); re-ingesting adds nothing; bad rows are quarantined "
+                               "(exit 3 if any was)")
     ingest.add_argument("file", help="FILE.csv or FILE.parquet")
     ingest.add_argument("--model", required=True, help="registered model name")
     ingest.add_argument("--version", type=int, required=True, help="the registered version that made the predictions")
     ingest.add_argument("--deidentified", action="store_true",
                         help="declare the data de-identified although identifier-like columns were found (audited)")
+    ingest.add_argument("--backfill", action="store_true",
+                        help="declare the file history from before the version was registered in MLflow (a model "
+                             "that ran before ModelBoard): earlier timestamps are accepted, not quarantined (audited)")
     ingest.set_defaults(func=_lazy("core.cli_monitoring", "cmd_ingest"))
 
     labels = command("ingest-labels", "add outcomes that arrived later (encounter_id, outcome 0/1, optionally "
-                                      "model_name and labelled_at); bad rows are quarantined")
+                                      "model_name and labelled_at); bad rows are quarantined (exit 3 if any was)")
     labels.add_argument("file", help="FILE.csv or FILE.parquet")
     labels.set_defaults(func=_lazy("core.cli_monitoring", "cmd_ingest_labels"))
 

@@ -6,9 +6,13 @@ import argparse
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli import _emit, _operator, _settings
 from core.errors import ValidationError
+
+if TYPE_CHECKING:
+    from core.services.ingest import IngestReport
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -20,9 +24,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     report = ingest_predictions(settings, open_store(settings), open_registry(settings), _operator(),
                                 model=args.model, version=args.version, path=Path(args.file),
-                                deidentified=args.deidentified)
+                                deidentified=args.deidentified, backfill=args.backfill)
     _emit(args, asdict(report), report.sentence)
-    return 0
+    return _quarantined(report)
+
+
+def _quarantined(report: IngestReport) -> int:
+    """Exit 3 when rows were quarantined: the rest is stored, but the command did not do all it was asked."""
+    if not report.quarantined:
+        return 0
+    print(f"error: {report.quarantined} of {report.rows} rows of {report.source} were quarantined, not ingested "
+          "(reasons above, each row's in the quarantine table); correct them at the source and ingest the "
+          "corrected rows", file=sys.stderr)
+    return 3
 
 
 def cmd_ingest_labels(args: argparse.Namespace) -> int:
@@ -32,7 +46,7 @@ def cmd_ingest_labels(args: argparse.Namespace) -> int:
     settings = _settings(args)
     report = ingest_labels(settings, open_store(settings), _operator(), path=Path(args.file))
     _emit(args, asdict(report), report.sentence)
-    return 0
+    return _quarantined(report)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

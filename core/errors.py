@@ -51,3 +51,7 @@ class StoreBusy(StoreError):
 
 class RegistryError(ModelBoardError):
     """The MLflow registry cannot be reached or answered unexpectedly."""
+
+
+class ProcessStopped(ModelBoardError):
+    """The process doing the work was told to stop (its parent ended); what it did is recorded as interrupted."""

@@ -8,9 +8,13 @@ See docs/decisions/0005-evaluation-worker.md.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import re
+import signal
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from core.config import Settings, load_settings, quiet_mlflow
@@ -22,6 +26,28 @@ if TYPE_CHECKING:
 
 def _progress(step: str, fraction: float) -> None:
     print(json.dumps({"step": step, "fraction": round(fraction, 3)}), flush=True)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """Linux asks the kernel to send this worker SIGTERM when the process that started it ends, however it ends
+    (SIGKILL included); SIGTERM becomes `ProcessStopped`, so the evaluation is recorded as interrupted and its
+    patient-level data removed (core/services/evaluation.py). A parent that ended before this line ran is caught by
+    comparing with the pid it passed."""
+    from core.errors import ProcessStopped
+
+    def stopped(_signum: int, _frame: FrameType | None) -> None:
+        raise ProcessStopped("the evaluation was interrupted: the process that submitted it stopped (a closed "
+                             "browser session, a killed command or a server restart). Submit the version again.")
+
+    signal.signal(signal.SIGTERM, stopped)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    expected = os.environ.get("MODELBOARD_PARENT_PID", "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        stopped(signal.SIGTERM, None)
 
 
 def main(argv: list[str]) -> int:
@@ -37,6 +63,7 @@ def main(argv: list[str]) -> int:
 
     settings = load_settings()
     try:
+        _die_with_parent()
         store, registry = open_store(settings), open_registry(settings)
         _check_loadable(settings, store, registry, argv[0])
         evaluation.run(settings, store, registry, argv[0], _progress)

@@ -35,7 +35,7 @@ alert = next(a for a in alerts if a.id == chosen)
 
 with st.container(border=True):
     icon = ":material/error:" if alert.severity == "critical" else ":material/warning:"
-    st.markdown(f"### {icon} {plain(alert.title)}")
+    st.markdown(f"{icon} **{plain(alert.title)}**")  # bold, not a heading: a heading ends at the first line
     st.write(plain(alert.message))
     st.caption(f"{alert.severity.capitalize()} · {alert.status} · raised {alert.raised_at:%Y-%m-%d %H:%M} UTC "
                f"by rule `{alert.rule}` on {plain(alert.model)}"

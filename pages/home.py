@@ -18,7 +18,7 @@ from core.services.monitoring import last_run
 session = state.viewer()
 user = session.user
 st.title("Home")
-st.write(f"Welcome, {user.full_name} — {ROLE_LABELS[user.role].lower()}.")
+st.write(f"Welcome, {plain(user.full_name)} — {ROLE_LABELS[user.role].lower()}.")
 
 items = cache.attention(user)
 in_review = [i for i in items if i.status_label.startswith("In clinical review")]
@@ -37,7 +37,7 @@ if user.role in CLINICAL_ROLES and not in_review:
     st.success("Nothing waits for your review right now.", icon=":material/check_circle:")
 if can(user, Permission.MANAGE_USERS):
     for account in locked_accounts(cache.store(), user):
-        st.warning(f"Account {account.username} ({account.full_name}) is locked after repeated failed logins "
+        st.warning(f"Account {account.username} ({plain(account.full_name)}) is locked after repeated failed logins "
                    f"until {account.locked_until:%H:%M} UTC. Unlock it on the Users page if the person asks.",
                    icon=":material/lock:")
 if can(user, Permission.VIEW_AUDIT_LOG):
@@ -57,7 +57,7 @@ if not alerts:
 for alert in alerts:
     with st.container(border=True):
         icon = ":material/error:" if alert.severity == "critical" else ":material/warning:"
-        st.markdown(f"{icon} **{alert.severity.capitalize()}: {alert.title}**")
+        st.markdown(f"{icon} **{alert.severity.capitalize()}: {plain(alert.title)}**")
         st.write(plain(alert.message))
         if can(user, Permission.VIEW_PRODUCTION_LOG):
             st.page_link(page_file("alerts.py"), label="Open the alert and its evidence",

@@ -39,7 +39,7 @@ for name in FACTS:
     with st.container(border=True):
         st.markdown(f"**{name}**")
         for field, value in card.section(name):
-            st.markdown(f"*{field.label}:* {value}" if value else f"*{field.label}:* — not provided")
+            st.markdown(f"*{field.label}:* {plain(value)}" if value else f"*{field.label}:* — not provided")
 
 with st.expander("Full detail with ONC HTI-1 source attributes and CHAI sections"):
     for name in SECTIONS:

@@ -2,7 +2,6 @@
 
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 
 from app import cache, state
 from app.monitoring_charts import (
@@ -15,6 +14,7 @@ from app.monitoring_charts import (
     subgroup_figure,
     window_label,
 )
+from app.wording import plain
 from core.services import monitoring
 from core.services.monitoring_reference import stored_reference
 
@@ -33,8 +33,8 @@ if not versions:
     st.stop()
 model, version = st.selectbox("Model version", versions, format_func=lambda mv: f"{mv[0]} v{mv[1]}")
 if monitoring.review_required(cache.store(), cache.registry(), user, model, version):
-    st.warning(f"Review required: {model} v{version} is in clinical use and a critical alert on it is open. "
-             "See the Alerts page.", icon=":material/emergency:")
+    st.warning(f"Review required: {plain(model)} v{version} is in clinical use and a critical alert on it is "
+               "open. See the Alerts page.", icon=":material/emergency:")
 reference = stored_reference(cache.store(), model, version)
 policy = monitoring.version_policy(cache.store(), user, model)
 windows = monitoring.window_series(cache.store(), user, model, version)
@@ -109,9 +109,13 @@ if reference is not None and inputs:
     column = st.selectbox("Compare the distribution of", inputs)
     ref_frame, current = cache.window_inputs(user, model, version, window["window_start"], window["window_end"])
     st.plotly_chart(distribution_figure(ref_frame[column], current[column], column), width="stretch")
-    if st.button("Open evidently's detailed report for this window", icon=":material/analytics:"):
+    if st.button("Build evidently's detailed report for this window", icon=":material/analytics:"):
         with st.spinner("evidently is building the report (a few seconds)…"):
             report = cache.evidently_report(user, model, version, window["window_start"], window["window_end"])
         st.caption(f"evidently found {len(report.drifted_columns)} of {report.n_columns} columns drifted: "
-                   f"{', '.join(report.drifted_columns) or 'none'}.")
-        components.html(report.html, height=900, scrolling=True)
+                   f"{plain(', '.join(report.drifted_columns)) or 'none'}.")
+        # A download, not embedded: the report holds column names and values from the data, and HTML shown inside
+        # the app would run with the app's origin and session. Opened as a file, it has neither.
+        st.download_button("Download the report (HTML; open it in a browser)", report.html,
+                           file_name=f"evidently-{model}-v{version}-{str(window['window_start'])[:10]}.html",
+                           mime="text/html", on_click="ignore", icon=":material/download:")

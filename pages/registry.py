@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import cache, state
-from app.wording import METRIC_NAMES, explain
+from app.wording import METRIC_NAMES, explain, plain
 from core.domain.models import KEY_METRICS
 
 user = state.viewer().user
@@ -21,7 +21,7 @@ names = [m.name for m in models]
 asked = st.query_params.get("model")
 model_name = st.selectbox("Registered model", names, index=names.index(asked) if asked in names else 0)
 model = next(m for m in models if m.name == model_name)
-st.write(model.description or "No description was given for this model.")
+st.write(plain(model.description) if model.description else "No description was given for this model.")
 st.caption(" · ".join(f"alias **{a}** → version {v}" for a, v in sorted(model.aliases.items())) or "No aliases set.")
 
 versions = cache.versions(user, model_name)
@@ -55,9 +55,9 @@ detail = cache.version_detail(user, model_name, version)
 summary = detail.summary
 role = "in clinical use (alias 'production')" if "production" in summary.aliases else summary.status_label.lower()
 st.markdown(f"#### {model_name} v{version} — {role}")
-st.write(summary.description or "No description was given for this version.")
+st.write(plain(summary.description) if summary.description else "No description was given for this version.")
 
-outcome = detail.params.get("outcome", "the outcome")
+outcome = plain(detail.params.get("outcome", "the outcome"))  # a run parameter: free text
 cols = st.columns(len(KEY_METRICS))
 for col, key in zip(cols, KEY_METRICS, strict=False):
     if key in detail.metrics:

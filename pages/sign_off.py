@@ -59,10 +59,11 @@ for gate in current.readiness.gates:
 
 st.subheader("Signatures")
 quorum = current.readiness.quorum
-st.markdown(f"**Quorum {'reached' if quorum.reached else 'not reached'}:** {quorum.sentence}.")
+st.markdown(f"**Quorum {'reached' if quorum.reached else 'not reached'}:** {plain(quorum.sentence)}.")
 if current.readiness.blocking:
     st.warning("A valid rejection or change request blocks promotion until the evaluation or card changes: "
-               + "; ".join(s.signature.full_name for s in current.readiness.blocking) + ".", icon=":material/block:")
+               + "; ".join(plain(s.signature.full_name) for s in current.readiness.blocking) + ".",
+               icon=":material/block:")
 if not current.standings:
     st.caption("No one has signed this version yet.")
 for item in current.standings:

@@ -1,5 +1,7 @@
 """Submit (data scientists): send a candidate for clinical review; see past submissions and why they failed."""
 
+import re
+
 import streamlit as st
 
 from app import cache, state
@@ -16,6 +18,7 @@ from core.services.submission import (
 )
 from core.services.usecases import use_case_for_model
 
+STORED_UPLOAD = re.compile(r"\b[0-9a-f]{32}\.(csv|parquet)\b")  # kept_upload's name for an upload
 KINDS = ("A registered version", "An MLflow run not registered yet", "A packaged MLflow model (.zip)")
 user = state.viewer().user
 st.title("Submit")
@@ -80,13 +83,18 @@ def _submit(progress: Progress) -> StoredEvaluation:
     return submit_version(settings, store, registry, user, request, progress=progress)
 
 
+def _as_uploaded(message: str) -> str:
+    """The upload is checked under the random name it is kept under for the check; say the name the user chose."""
+    return STORED_UPLOAD.sub(upload.name, message) if upload is not None else message
+
+
 if st.button("Submit for clinical review", type="primary"):
     bar = st.progress(0.0, text="Checking the evaluation data…")
     try:
         stored = _submit(lambda step, fraction: bar.progress(min(fraction, 1.0), text=step))
     except ModelBoardError as exc:
         bar.empty()
-        st.error(f"Not submitted: {exc}", icon=":material/error:")
+        st.error(f"Not submitted: {_as_uploaded(str(exc))}", icon=":material/error:")
     else:
         bar.progress(1.0, text="Done")
         cache.clear_reads()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import cache, state
+from app.wording import plain
 from core.domain.access import Permission, can
 from core.errors import ValidationError
 from core.services import usecases
@@ -17,9 +18,9 @@ found = usecases.list_use_cases(store, user)
 if found:
     names = [u.name for u in found]
     chosen = found[names.index(st.selectbox("Use case", names))]
-    st.subheader(f"{chosen.title} — version {chosen.version}")
-    st.markdown(f"**Intended use.** {chosen.intended_use}")
-    st.markdown(f"**Patients.** {chosen.target_population}  \n**Outcome.** {chosen.outcome} "
+    st.subheader(f"{plain(chosen.title)} — version {chosen.version}")
+    st.markdown(f"**Intended use.** {plain(chosen.intended_use)}")
+    st.markdown(f"**Patients.** {plain(chosen.target_population)}  \n**Outcome.** {plain(chosen.outcome)} "
                 f"(column `{chosen.label}`)")
     st.markdown(f"**Threshold.** A patient is flagged when the predicted risk is {chosen.threshold:.2f} or more.  \n"
                 f"**Models governed.** {', '.join(chosen.models)}  \n**Groups checked for fairness.** "

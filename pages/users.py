@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import cache, state
+from app.wording import plain
 from core.domain.access import ROLE_LABELS, ROLES
 from core.domain.clock import utc_now
 from core.errors import ValidationError
@@ -33,7 +34,7 @@ with st.form("add_user", clear_on_submit=True):
         except ValidationError as exc:
             st.error(f"Not added: {exc}.", icon=":material/error:")
         else:
-            st.success(f"Added {added.full_name} as {ROLE_LABELS[added.role].lower()}.", icon=":material/check:")
+            st.success(f"Added {plain(added.full_name)} as {ROLE_LABELS[added.role].lower()}.", icon=":material/check:")
 
 st.subheader("Unlock, disable or enable an account")
 target = st.selectbox("Account", [u.username for u in users])

@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import cache, state
+from app.wording import plain
 from core.domain.clock import utc_now
 from core.services.evidence import evidence_package, last_export
 from core.services.history import production_as_of, version_timeline
@@ -30,13 +31,13 @@ day = q2.date_input("Date (UTC)", value=now.date(), key="asof_date")
 moment = q3.time_input("Time (UTC)", value=now.time().replace(second=0, microsecond=0), key="asof_time")
 answer = production_as_of(store, user, asked_model, datetime.combine(day, moment))
 if answer.version is None:
-    st.warning(answer.sentence, icon=":material/help:")
+    st.warning(plain(answer.sentence), icon=":material/help:")
 elif answer.kind in ("out_of_band", "adopted"):
-    st.warning(answer.sentence, icon=":material/warning:")
+    st.warning(plain(answer.sentence), icon=":material/warning:")
 else:
-    st.success(answer.sentence, icon=":material/verified:")
+    st.success(plain(answer.sentence), icon=":material/verified:")
 for signature in answer.approvers:
-    st.markdown(f"- {signature.manifestation()}")
+    st.markdown(f"- {plain(signature.manifestation())}")
 
 st.subheader("Timeline of one version")
 t1, t2 = st.columns(2)

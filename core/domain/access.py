@@ -40,6 +40,7 @@ class Permission(Enum):
     HANDLE_ALERTS = "acknowledge alerts"
     RECONCILE = "reconcile the registry with the governance store"
     RUN_MONITORING = "run production monitoring"
+    MAINTAIN_INSTALLATION = "back up the installation or rebuild the demo"
 
 
 # Auditors and administrators never sign: an auditor checks the record, an administrator runs the system.
@@ -70,6 +71,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.HANDLE_ALERTS,
             Permission.RECONCILE,
             Permission.RUN_MONITORING,
+            Permission.MAINTAIN_INSTALLATION,
         }
     ),
 }
@@ -99,15 +101,31 @@ class Session:
     last_active_at: datetime
 
 
-def can(user: User, permission: Permission) -> bool:
-    return user.active and permission in ROLE_PERMISSIONS[user.role]
+SIGN_IN_FIRST = "Sign in first: only a signed-in ModelBoard account may {what}."
+ACCOUNT_DISABLED = ("{name}'s account is disabled, so it may not {what}. "
+                    "Ask an administrator to enable it again if that is a mistake.")
 
 
-def require(user: User, permission: Permission) -> None:
-    """Raise PermissionDenied unless `user`'s role grants `permission`."""
-    if not can(user, permission):
+def can(user: User | None, permission: Permission) -> bool:
+    """Whether `user` may use `permission`; nobody signed in (None) and a disabled account may use none."""
+    return user is not None and user.active and permission in ROLE_PERMISSIONS[user.role]
+
+
+def require_signed_in(user: User | None, what: str = "use ModelBoard") -> User:
+    """Raise PermissionDenied unless `user` is a signed-in, active account (None means nobody signed in)."""
+    if user is None:
+        raise PermissionDenied(SIGN_IN_FIRST.format(what=what))
+    if not user.active:
+        raise PermissionDenied(ACCOUNT_DISABLED.format(name=user.full_name, what=what))
+    return user
+
+
+def require(user: User | None, permission: Permission) -> None:
+    """Raise PermissionDenied unless `user` is signed in, active, and their role grants `permission`."""
+    signed_in = require_signed_in(user, permission.value)
+    if not can(signed_in, permission):
         raise PermissionDenied(
-            f"{user.full_name} ({ROLE_LABELS[user.role].lower()}) may not {permission.value}. "
+            f"{signed_in.full_name} ({ROLE_LABELS[signed_in.role].lower()}) may not {permission.value}. "
             "Ask an administrator if your role should allow it."
         )
 

@@ -123,24 +123,33 @@ def conform(frame: pd.DataFrame, inputs: Sequence[InputColumn]) -> Conformed:
 
 
 def label_problem(values: pd.Series, label: str, positive_class: str | None) -> str | None:
-    """Why the outcome column cannot be read as 0/1, or None."""
+    """Why the outcome column cannot be read as 0/1, or None. A value that is not true/false among values that
+    are ('2' among 0/1, 'maybe' among yes/no) is named with its first row."""
     if values.isna().any():
-        return f"label '{label}' has {int(values.isna().sum())} empty values: every patient needs a known outcome"
-    found = sorted({str(v).strip() for v in values.unique()})
+        i = int(np.flatnonzero(values.isna().to_numpy())[0])
+        return (f"label '{label}' has {int(values.isna().sum())} empty values (first at {_where(i)}): every patient "
+                "needs a known outcome")
+    words = values.map(lambda v: str(v).strip())
+    found = sorted(set(words))
     shown = ", ".join(found[:6]) + (" …" if len(found) > 6 else "")
-    if {f.lower() for f in found} <= TRUE_WORDS | FALSE_WORDS:
+    if positive_class is not None and len(found) == 2 and positive_class in found:
+        return None
+    flags = words.str.lower().isin(TRUE_WORDS | FALSE_WORDS)
+    if flags.all():
         if len({f.lower() in TRUE_WORDS for f in found}) < 2:
             return (f"label '{label}' holds only {shown}: the evaluation set needs patients with and without "
                     "the outcome")
         return None
+    if flags.any():
+        i = int(np.flatnonzero(~flags.to_numpy())[0])
+        return (f"label '{label}' must hold two values (0/1, true/false, or two named classes); found {shown}, and "
+                f"{words.iloc[i]!r} (first at {_where(i)}) is not an outcome: correct those rows, or leave them out")
     if len(found) != 2:
-        return (f"label '{label}' must hold two values (0/1, true/false, or two named classes); found {shown}")
+        return f"label '{label}' must hold two values (0/1, true/false, or two named classes); found {shown}"
     if positive_class is None:
         return (f"label '{label}' holds {shown}: say which one is the outcome with positive_class in the use case "
                 f"(e.g. positive_class: {found[-1]})")
-    if positive_class not in found:
-        return f"label '{label}' holds {shown}, but the use case names the outcome {positive_class!r}"
-    return None
+    return f"label '{label}' holds {shown}, but the use case names the outcome {positive_class!r}"
 
 
 def outcome_values(values: pd.Series, positive_class: str | None) -> np.ndarray:

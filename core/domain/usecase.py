@@ -7,6 +7,7 @@ own evaluation, never against numbers the model's authors logged.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,10 @@ class UseCase:
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
     monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
     positive_class: str | None = None  # the label value meaning "had the outcome", when it is not 1/true
+    # Plausibility limits of numeric inputs (input → (lowest, highest), both allowed): a value outside cannot be
+    # a real measurement of a living patient (a unit mix-up, a typing error, a device's error code), so ingest
+    # quarantines its row. They are not normal ranges: a septic patient's lactate of 15 is abnormal and real.
+    plausible_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     version: int = 0  # assigned by the store on import
 
     def plain_criteria(self) -> list[str]:
@@ -114,6 +119,26 @@ def _names(raw: Any, key: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(v.strip() for v in raw)
 
 
+def _plausible_ranges(raw: Any, problems: list[str]) -> dict[str, tuple[float, float]]:
+    if raw is None:
+        return {}
+    example = "e.g. {heart_rate: [20, 300], lactate: [0, 30]}"
+    if not isinstance(raw, dict):
+        problems.append(f"plausible_ranges must map input names to [lowest, highest], {example}")
+        return {}
+    ranges = {}
+    for name, limits in raw.items():
+        numbers = (isinstance(limits, list | tuple) and len(limits) == 2
+                   and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in limits))
+        if not isinstance(name, str) or not name.strip() or not numbers or not limits[0] < limits[1]:
+            problems.append(f"plausible_ranges.{name} must be [lowest, highest] with two finite numbers, lowest "
+                            f"first, not {limits!r} ({example})")
+            continue
+        ranges[name.strip()] = (float(limits[0]), float(limits[1]))
+    return ranges
+
+
 def parse_use_case(raw: Any) -> UseCase:
     """Check a use-case document (parsed YAML) and list every problem at once."""
     if not isinstance(raw, dict):
@@ -133,7 +158,7 @@ def parse_use_case(raw: Any) -> UseCase:
     if not isinstance(label, str) or not label.strip():
         problems.append("label is required: the column of the evaluation data that holds the outcome (0/1)")
     known = set(TEXT_FIELDS) | {"name", "threshold", "models", "label", "sensitive_attributes", "criteria", "version",
-                                   "promotion", "monitoring", "positive_class"}
+                                   "promotion", "monitoring", "positive_class", "plausible_ranges"}
     positive = raw.get("positive_class")
     if positive is not None and (isinstance(positive, bool) or not isinstance(positive, str | int)
                                  or not str(positive).strip()):
@@ -146,13 +171,15 @@ def parse_use_case(raw: Any) -> UseCase:
     criteria = _criteria(raw.get("criteria"), problems)
     promotion = parse_policy(raw.get("promotion"), problems)
     monitoring = parse_monitoring(raw.get("monitoring"), problems)
+    ranges = _plausible_ranges(raw.get("plausible_ranges"), problems)
     if problems:
         raise ValidationError("use case not accepted: " + "; ".join(problems))
     return UseCase(name=name, title=raw["title"].strip(), intended_use=raw["intended_use"].strip(),
                    target_population=raw["target_population"].strip(), outcome=raw["outcome"].strip(),
                    threshold=float(threshold), models=models, label=str(label).strip(),
                    sensitive_attributes=sensitive, criteria=criteria, promotion=promotion,
-                   monitoring=monitoring, positive_class=None if positive is None else str(positive).strip())
+                   monitoring=monitoring, positive_class=None if positive is None else str(positive).strip(),
+                   plausible_ranges=ranges)
 
 
 def to_document(use_case: UseCase) -> dict[str, Any]:
@@ -165,4 +192,6 @@ def to_document(use_case: UseCase) -> dict[str, Any]:
             "models": list(use_case.models), "sensitive_attributes": list(use_case.sensitive_attributes),
             "criteria": criteria, "promotion": policy_document(use_case.promotion),
             "monitoring": monitoring_document(use_case.monitoring)} | (
-                {"positive_class": use_case.positive_class} if use_case.positive_class is not None else {})
+                {"positive_class": use_case.positive_class} if use_case.positive_class is not None else {}) | (
+                {"plausible_ranges": {k: list(v) for k, v in use_case.plausible_ranges.items()}}
+                if use_case.plausible_ranges else {})

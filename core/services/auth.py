@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from core.adapters.store import Store
 from core.config import Settings
-from core.domain.access import Permission, Role, Session, User, parse_role, require
+from core.domain.access import Permission, Role, Session, User, parse_role, require, require_signed_in
 from core.domain.clock import utc_now
 from core.errors import AuthenticationFailed, NotFound, SessionExpired, ValidationError
 from core.services.audit import record_event
@@ -195,6 +195,7 @@ def confirm_identity(store: Store, policy: LoginPolicy, signer: User, username: 
                      *, purpose: str, now: datetime | None = None) -> None:
     """Both signature components again (21 CFR 11.200): the signer's own username and password. A wrong one is
     audited and counts towards the same lockout as a failed login; success is not a login and writes nothing."""
+    require_signed_in(signer, purpose)
     now = now or utc_now()
     failure = AuthenticationFailed(SIGNATURE_FAILED.format(attempts=policy.max_failed_logins))
     given = username.strip().lower()[:64]

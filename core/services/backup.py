@@ -45,7 +45,7 @@ class BackupReport:
 
 def backup(settings: Settings, store: Store, actor: User, out: Path) -> BackupReport:
     """Copy the installation into `out` (a new or empty folder outside MODELBOARD_HOME)."""
-    require(actor, Permission.MANAGE_USERS)
+    require(actor, Permission.MAINTAIN_INSTALLATION)
     out = out.expanduser().resolve()
     _check_target(settings, out)
     with store.transaction() as cur:  # the backup holds its own record, checkpointed like any other

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,7 @@ import yaml
 
 from core.adapters.store import Store
 from core.config import Settings
-from core.domain.access import User
+from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.errors import ConfigurationError, StoreError
 from core.services.audit import record_event
@@ -33,6 +34,10 @@ from core.services.usecases import import_use_case
 USE_CASE_DIR = Path(__file__).resolve().parents[2] / "data" / "usecases"
 CARD_DIR = Path(__file__).resolve().parents[2] / "data" / "model_cards"
 DEMO_START = date(2026, 6, 1)  # first day of the demo's production log
+# When the demo's models were logged and registered in its story: two weeks before v1 went live on DEMO_START,
+# after the last admission any of them was trained on (2026-04-30). Ingest quarantines a prediction made before
+# its version was registered, so the story's history must come after its registration (docs/decisions/0011).
+DEMO_REGISTERED = datetime(2026, 5, 18, 9, 0)
 DERIVATION_START = date(2025, 1, 1)
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
     ("ng", "Dr. Alice Ng", "clinician", "ng-icu-demo-2026"),
@@ -105,6 +110,29 @@ def _record_aliases(settings: Settings, store: Store) -> None:
         record_first_aliases(settings, store, registry, model.name)
 
 
+# The times MLflow's sqlite store keeps of what the demo logged (milliseconds since the epoch).
+MLFLOW_TIMES = {"experiments": ("creation_time", "last_update_time"), "runs": ("start_time", "end_time"),
+                "metrics": ("timestamp",), "latest_metrics": ("timestamp",),
+                "logged_models": ("creation_timestamp_ms", "last_updated_timestamp_ms"),
+                "registered_models": ("creation_time", "last_updated_time"),
+                "model_versions": ("creation_time", "last_updated_time")}
+
+
+def _backdate_registrations(settings: Settings, first: datetime) -> None:
+    """Move everything the demo has just logged in its own embedded MLflow store back in time, so that the first
+    registration happened at `first` (UTC) and durations and order stay as they were: the story's production
+    history then starts after the versions that made it were registered, as a real hospital's does. MLflow's API
+    cannot set these times, and only the demo, which owns this file (`_home_is_replaceable`), may do it."""
+    with sqlite3.connect(settings.home / "mlflow.db") as db:
+        (earliest,) = db.execute("SELECT min(creation_time) FROM model_versions").fetchone()
+        if earliest is None:
+            return
+        shift = int(first.replace(tzinfo=UTC).timestamp() * 1000) - int(earliest)
+        for table, columns in MLFLOW_TIMES.items():
+            moved = ", ".join(f"{c} = {c} + ?" for c in columns)
+            db.execute(f"UPDATE {table} SET {moved}", [shift] * len(columns))  # noqa: S608 - names from MLFLOW_TIMES
+
+
 def _git_commit() -> str | None:
     """The commit of the code that trains the demo models, when run from a git checkout."""
     try:
@@ -120,6 +148,7 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
                monitor: bool = True) -> DemoSummary:
     """Wipe MODELBOARD_HOME (only if it is empty or a demo) and build the demo in it; with `monitor`, run
     monitoring over the production log as cron would have (tests that never look at it skip the ~15 s)."""
+    require(operator, Permission.MAINTAIN_INSTALLATION)
     _home_is_replaceable(settings)
     from data.cohort import cohort_digest, generate_icu_cohort, generate_readmission_cohort
     from data.production import generate_production_log
@@ -155,6 +184,7 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
         git_commit=_git_commit(), cohort=cohort, post_change_cohort=post_change, readmission_cohort=readmission,
         charted_cohort=charted,
     )
+    _backdate_registrations(settings, DEMO_REGISTERED)
     lap("models")
     say("Writing 90 days of production predictions…")
     log = generate_production_log(tracking_uri=settings.tracking_uri, seed=seed + 3, start=DEMO_START)

@@ -1,4 +1,5 @@
-"""evidently's own data-drift report for one monitoring window, as HTML the Monitoring page can embed.
+"""evidently's own data-drift report for one monitoring window, as a standalone HTML file the Monitoring page offers
+as a download (never embedded in the app: its column names and categories come from the data).
 
 Why both this and `core.metrics.drift`: the window's drift decisions come from our engine (fast at any
 size, docs/decisions/0010-drift-engine.md); this report is the drill-down a reviewer opens for one window,

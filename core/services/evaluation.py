@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.adapters.crash_points import crash_point
 from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import Settings
@@ -28,6 +29,7 @@ from core.errors import ModelBoardError
 from core.metrics.comparison import decision_flips, gap_changes, metric_deltas, subgroup_deltas
 from core.services.audit import record_event
 from core.services.evaluation_compute import Progress, compute, jsonable
+from core.services.evaluation_debris import discard_evaluation_data
 from core.services.risk_model import load_risk_model
 from core.services.usecases import get_use_case
 
@@ -54,6 +56,7 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
         model, score = load_risk_model(model_name, version, signature, frame,
                                        positive_class=request.get("positive_class"))
         batch_seconds = time.perf_counter() - started
+        crash_point("worker:scored")
         use_case = get_use_case(store, worker_user(), row["use_case"], int(row["use_case_version"]))
         result = compute(frame, model, score, request, lambda o, t: assess(use_case, o, t), progress,
                          batch_seconds=batch_seconds)
@@ -64,6 +67,7 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
         result["comparison"] = _comparison(registry, row, frame, request, score)
         progress("Storing the results", 0.95)
         _store_result(store, evaluation_id, result, frame, request, score)
+        crash_point("worker:stored")
         _publish(registry, model_name, version, result)
     except Exception as exc:
         with store.transaction() as cur:
@@ -72,6 +76,7 @@ def run(settings: Settings, store: Store, registry: Registry, evaluation_id: str
             record_event(cur, actor=WORKER, action="evaluation_failed", model=row["model_name"],
                          version=int(row["model_version"]),
                          detail={"evaluation": evaluation_id, "error": str(exc)[:500]})
+        discard_evaluation_data(settings, evaluation_id)  # a failed evaluation keeps no patient-level file
         raise
 
 
@@ -130,6 +135,25 @@ def _store_result(store: Store, evaluation_id: str, result: dict[str, Any], fram
         record_event(cur, actor=WORKER, action="evaluation_completed", model=str(result["model"]),
                      version=int(result["version"]), detail={"evaluation": evaluation_id, "result_sha256": digest,
                                                              "criteria_passed": result.get("criteria_passed")})
+
+
+def publish_missing(store: Store, registry: Registry) -> list[tuple[str, int]]:
+    """Publish to MLflow the newest complete evaluation of each version that carries no review status: a worker
+    killed between storing its result and publishing it left the registry behind the store (reconcile calls this)."""
+    done = []
+    for row in store.query("SELECT e.id, e.model_name, e.model_version, e.result FROM evaluations e WHERE "
+                           "e.status = 'complete' AND e.finished_at = (SELECT max(finished_at) FROM evaluations f "
+                           "WHERE f.model_name = e.model_name AND f.model_version = e.model_version AND "
+                           "f.status = 'complete')"):
+        model, version = str(row["model_name"]), int(row["model_version"])
+        try:
+            tags = registry.get_version(model, version).version_tags
+        except ModelBoardError:
+            continue  # a version gone from the registry: reconcile's alias checks speak for it
+        if STATUS_TAG not in tags:
+            _publish(registry, model, version, json.loads(row["result"]))
+            done.append((model, version))
+    return done
 
 
 def _publish(registry: Registry, model: str, version: int, result: dict[str, Any]) -> None:

@@ -4,21 +4,28 @@ A file is checked as a whole first (columns the model's signature needs, no
 direct identifiers); then each row is either added, recognised as already
 present (the same row sent again adds nothing) or quarantined with its reason
 — a row whose key (model, version, encounter) is stored with other values
-included, both values kept — never silently dropped. The rows, the quarantine, the file record and the
+included, both values kept — never silently dropped. A row is also quarantined when it cannot be a real
+prediction of that version: made before the version was registered (unless the file is declared a backfill
+of history from before ModelBoard), more than a few minutes in the future, or with an input that is not a
+finite number or lies outside the plausibility limits its use case declares. A missing input is not bad
+input: the row is kept and the missing values counted. The rows, the quarantine, the file record and the
 audit row are written in one transaction: a failure half-way leaves nothing.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.adapters.crash_points import crash_point
 from core.adapters.files import file_sha256
 from core.adapters.registry import Registry
 from core.adapters.store import Cursor, Store
@@ -49,12 +56,15 @@ class IngestReport:
     already_present: int
     quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
+    missing_inputs: dict[str, int] = field(default_factory=dict)  # input → accepted rows where it is missing
 
     @property
     def sentence(self) -> str:
         why = "; ".join(f"{n} {reason}" for reason, n in self.reasons.items())
+        gaps = ", ".join(f"{column} in {n}" for column, n in self.missing_inputs.items())
         return (f"{self.source}: {self.rows} rows — {self.added} added, {self.already_present} already present, "
-                f"{self.quarantined} quarantined" + (f" ({why})" if why else "") + ".")
+                f"{self.quarantined} quarantined" + (f" ({why})" if why else "") + "."
+                + (f" Kept with missing inputs (not an error): {gaps}." if gaps else ""))
 
 
 
@@ -78,6 +88,33 @@ def _booleans(values: pd.Series) -> pd.Series:
     return words.map(lambda w: True if w in TRUE_WORDS else False if w in FALSE_WORDS else None)
 
 
+CONTROL_BYTES, NUL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"), b"\x00"
+
+
+def _read(settings: Settings, path: Path, what: str) -> pd.DataFrame:
+    """The file as a table, refused whole when it holds no rows, a control byte (a NUL cuts a CSV value short
+    without an error) or a column name twice (pandas would rename the second 'score' to 'score.1')."""
+    frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
+    refused = f"{what} {path.name} refused, nothing was ingested"
+    if path.suffix.lower() != ".parquet":
+        with path.open("rb") as raw:
+            for number, line in enumerate(raw, start=1):
+                found = CONTROL_BYTES.search(line)
+                if found:
+                    byte = "NUL" if found.group() == NUL else f"0x{found.group()[0]:02x}"
+                    raise ValidationError(f"{refused}: line {number} holds the control byte {byte} at character "
+                                          f"{found.start() + 1}; export the file again as plain text")
+        with path.open(encoding="utf-8-sig") as text:
+            names = next(csv.reader([text.readline()]), [])
+        twice = sorted({n.strip() for n in names if [m.strip() for m in names].count(n.strip()) > 1})
+        if twice:
+            raise ValidationError(f"{refused}: the header names {', '.join(repr(n) for n in twice)} more than once; "
+                                  "each column must be named once")
+    if frame.empty:
+        raise ValidationError(f"{refused}: it has a header but no rows")
+    return frame
+
+
 def _refuse_file(frame: pd.DataFrame, needed: list[str], deidentified: bool, what: str) -> None:
     problems = []
     missing = [c for c in needed if c not in frame.columns]
@@ -91,16 +128,43 @@ def _refuse_file(frame: pd.DataFrame, needed: list[str], deidentified: bool, wha
         raise ValidationError(f"{what} refused, nothing was ingested: " + "; ".join(problems))
 
 
-def _prediction_reasons(frame: pd.DataFrame, inputs: list[InputColumn]) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
-    """Why each row is refused (None: accepted), the encounter keys, and the inputs in their declared types.
-    A missing input is a reason only where the model's signature requires the column."""
+@dataclass(frozen=True)
+class RowRules:
+    """What a row of one file is checked against besides its types: when the version was registered (None: a
+    declared backfill, not checked) and the use case's plausibility limits of numeric inputs."""
+
+    registered_at: datetime | None
+    plausible_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _out_of_range(reasons: pd.Series, details: pd.Series, name: str, values: pd.Series,
+                  limits: tuple[float, float]) -> None:
+    """Quarantine values outside a plausibility limit; the reason counted names the column and the limits, the
+    one stored with the row (`details`) adds its value. A missing value is not out of range."""
+    low, high = limits
+    numbers = pd.to_numeric(values, errors="coerce").astype("Float64")
+    outside = (numbers.notna() & ((numbers < low) | (numbers > high))).fillna(False).to_numpy(dtype=bool)
+    first = outside & reasons.isna().to_numpy()
+    _flag(reasons, outside, f"input '{name}' is outside its plausible range {low:g} to {high:g} (use case)")
+    details[first] = [f"value {v:g}" for v in numbers[first]]
+
+
+def _prediction_reasons(frame: pd.DataFrame, inputs: list[InputColumn],
+                        rules: RowRules) -> tuple[pd.Series, pd.Series, pd.Series, pd.DataFrame]:
+    """Why each row is refused (None: accepted), what the quarantine adds to that reason for a row (its value),
+    the encounter keys, and the inputs in their declared types. A missing input is a reason only where the
+    model's signature requires the column."""
     reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    details = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     keys = frame[KEY].astype("string").str.strip()
     _flag(reasons, keys.isna() | (keys == ""), "encounter key is empty")
     when = _timestamps(frame[WHEN])
     _flag(reasons, when.isna(), "timestamp is not a date and time")
     _flag(reasons, when > utc_now() + CLOCK_SKEW, f"timestamp is in the future (more than "
                                                   f"{CLOCK_SKEW.total_seconds() / 60:g} minutes after ingest)")
+    if rules.registered_at is not None:
+        _flag(reasons, when < rules.registered_at, "timestamp is before the version was registered "
+              f"({rules.registered_at:%Y-%m-%d %H:%M:%S} UTC; a file of earlier history is ingested with --backfill)")
     score = pd.to_numeric(frame[SCORE], errors="coerce")
     _flag(reasons, score.isna() | (score < 0) | (score > 1), "score is not a probability between 0 and 1")
     _flag(reasons, _booleans(frame[DECISION]).isna(), "decision is not true/false (1/0)")
@@ -111,9 +175,11 @@ def _prediction_reasons(frame: pd.DataFrame, inputs: list[InputColumn]) -> tuple
         if column.required:
             _flag(reasons, found.values.isna(), f"input '{column.name}' is empty, but the model's signature "
                                                "requires it")
+        if column.name in rules.plausible_ranges and column.kind == "numerical":
+            _out_of_range(reasons, details, column.name, found.values, rules.plausible_ranges[column.name])
         typed[column.name] = found.values
     _flag(reasons, keys.duplicated(keep="first") & keys.notna(), "encounter appears more than once in this file")
-    return reasons, keys, pd.DataFrame(typed, index=frame.index)
+    return reasons, details, keys, pd.DataFrame(typed, index=frame.index)
 
 
 def _as_json(row: dict[Any, Any]) -> str:
@@ -124,23 +190,29 @@ def _as_json(row: dict[Any, Any]) -> str:
 
 
 def ingest_predictions(settings: Settings, store: Store, registry: Registry, actor: User, *, model: str,
-                       version: int, path: Path, deidentified: bool = False) -> IngestReport:
-    """Add a file of production predictions of `model` v`version` (CSV or Parquet)."""
+                       version: int, path: Path, deidentified: bool = False, backfill: bool = False) -> IngestReport:
+    """Add a file of production predictions of `model` v`version` (CSV or Parquet). With `backfill` the file
+    is declared history from before the version was registered (a model that ran before ModelBoard), so
+    earlier timestamps are accepted; the declaration is audited."""
     require(actor, Permission.SUBMIT_MODELS)
-    registry.get_version(model, version)  # NotFound for a version the registry does not hold
+    registered_at = registry.get_version(model, version).summary.created_at  # NotFound for an unknown version
     inputs = registry.model_inputs(model, version)
-    frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
+    frame = _read(settings, path, "prediction file")
     _refuse_file(frame, [KEY, WHEN, SCORE, DECISION, *(c.name for c in inputs if c.required)], deidentified,
                  f"prediction file {path.name}")
     # An optional input may be left out (MLflow's meaning of optional): it is stored as missing for every row,
     # so the window's missing share shows it — a dropped EHR field is what monitoring must see.
     frame = frame.assign(**{c.name: None for c in inputs if c.name not in frame.columns})
     try:
-        sensitive = [c for c in use_case_for_model(store, actor, model).sensitive_attributes if c in frame.columns]
+        use_case = use_case_for_model(store, actor, model)
+        sensitive = [c for c in use_case.sensitive_attributes if c in frame.columns]
+        ranges = use_case.plausible_ranges
     except NotFound:
-        sensitive = []
-    reasons, keys, typed = _prediction_reasons(frame, inputs)
+        sensitive, ranges = [], {}
+    rules = RowRules(None if backfill else registered_at, ranges)
+    reasons, details, keys, typed = _prediction_reasons(frame, inputs, rules)
     good = frame[reasons.isna()]
+    gaps = typed[reasons.isna()].isna().sum()
     rows = pd.DataFrame({
         "model_name": model, "model_version": version, "encounter_id": keys[reasons.isna()].astype(str),
         "predicted_at": _timestamps(good[WHEN]),
@@ -150,6 +222,7 @@ def ingest_predictions(settings: Settings, store: Store, registry: Registry, act
                        if sensitive else None),  # a file without the attribute columns: none recorded
         "ingested_at": utc_now()})
     digest = file_sha256(path)
+    crash_point("ingest:read")
     with store.transaction() as cur:
         cur.register("incoming_predictions", rows)
         stored = _stored_rows(cur)
@@ -161,7 +234,9 @@ def ingest_predictions(settings: Settings, store: Store, registry: Registry, act
         was = stored.loc[~same].set_index("encounter_id").drop(columns="same")
         stored_values = {int(i): _plain(was.loc[rows.at[i, "encounter_id"]].to_dict()) for i in conflicting}
         report = _finish(cur, actor, path, digest, "predictions", model, version, frame, reasons, int(same.sum()),
-                         stored_values)
+                         stored_values, details=details, extra={"backfill": True} if backfill else {},
+                         missing={str(k): int(v) for k, v in gaps.items() if v})
+        crash_point("ingest:before-commit")
     return report
 
 
@@ -199,30 +274,41 @@ def _count(cur: Cursor, sql: str) -> int:
 
 
 def _finish(cur: Cursor, actor: User, path: Path, digest: str, kind: str, model: str | None, version: int | None,
-            frame: pd.DataFrame, reasons: pd.Series, already: int,
-            stored: dict[int, dict[str, Any]] | None = None) -> IngestReport:
+            frame: pd.DataFrame, reasons: pd.Series, already: int, stored: dict[int, dict[str, Any]] | None = None,
+            *, details: pd.Series | None = None, extra: dict[str, Any] | None = None,
+            missing: dict[str, int] | None = None) -> IngestReport:
     """Quarantine the refused rows (a row that conflicts with a stored one keeps the stored values beside its
-    own, under "stored"), record the file and audit it, in the caller's transaction."""
+    own, under "stored"; a reason with `details` for the row keeps them too), record the file and audit it, in
+    the caller's transaction."""
     bad = reasons.notna()
     now = utc_now()
     stored = stored or {}
-    raw = [json.dumps(r | ({"stored": stored[i]} if i in stored else {}), default=str)
+    raw = [json.dumps(_finite(r) | ({"stored": stored[i]} if i in stored else {}), default=str)
            for i, r in zip(frame.index[bad], frame[bad].to_dict(orient="records"), strict=True)]
+    said = reasons[bad].astype(str)
+    if details is not None:
+        said = said.where(details[bad].isna(), said + " (" + details[bad].astype(str) + ")")
     quarantine = pd.DataFrame({
         "file_sha256": digest, "kind": kind, "row_number": np.flatnonzero(bad.to_numpy()) + 1,
-        "model_name": model, "reason": reasons[bad].astype(str).to_numpy(), "raw": raw, "quarantined_at": now})
+        "model_name": model, "reason": said.to_numpy(), "raw": raw, "quarantined_at": now})
     cur.register("incoming_quarantine", quarantine)
     cur.execute("INSERT INTO quarantine SELECT * FROM incoming_quarantine ON CONFLICT DO NOTHING")
     counts = {str(k): int(v) for k, v in reasons[bad].value_counts().items()}
     added = len(frame) - int(bad.sum()) - already
-    report = IngestReport(path.name, digest, len(frame), added, already, int(bad.sum()), counts)
+    report = IngestReport(path.name, digest, len(frame), added, already, int(bad.sum()), counts, missing or {})
     cur.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [digest, kind, path.name, model, version, len(frame), added, already, int(bad.sum()),
                  actor.username, now])
     record_event(cur, actor=actor.username, action=f"{kind}_ingested", model=model, version=version,
                  detail={"file": path.name, "sha256": digest, "rows": len(frame), "added": added,
-                         "already_present": already, "quarantined": int(bad.sum()), "reasons": counts})
+                         "already_present": already, "quarantined": int(bad.sum()), "reasons": counts,
+                         **({"missing_inputs": missing} if missing else {}), **(extra or {})})
     return report
+
+
+def _finite(row: dict[Any, Any]) -> dict[Any, Any]:
+    """A row as JSON can hold it: an infinite number (or 1e400, which a CSV reader makes infinite) as text."""
+    return {k: str(v) if isinstance(v, float) and np.isinf(v) else v for k, v in row.items()}
 
 
 def _outcomes(store: Store, actor: User, frame: pd.DataFrame) -> pd.Series:
@@ -245,7 +331,7 @@ def _outcomes(store: Store, actor: User, frame: pd.DataFrame) -> pd.Series:
 def ingest_labels(settings: Settings, store: Store, actor: User, *, path: Path) -> IngestReport:
     """Add outcomes that arrived after the predictions (encounter_id, outcome[, model_name][, labelled_at])."""
     require(actor, Permission.SUBMIT_MODELS)
-    frame = read_table(path, max_bytes=settings.max_upload_mb * 1_000_000)
+    frame = _read(settings, path, "label file")
     _refuse_file(frame, [KEY, OUTCOME], False, f"label file {path.name}")
     reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     keys = frame[KEY].astype("string").str.strip()

@@ -250,6 +250,7 @@ def to_pdf(card: ModelCard) -> bytes:
 def changes_since_production(store: Store, registry: Registry, viewer: User, model: str,
                              version: int) -> tuple[int | None, list[dict[str, str]]]:
     """Field by field, what differs from the card of the version holding `production`."""
+    require(viewer, Permission.VIEW_REGISTRY)
     production = registry.version_for_alias(model, "production")
     if production is None or production == version:
         return production, []

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.adapters.crash_points import crash_point
 from core.adapters.registry import Registry
 from core.adapters.store import Cursor, Store
 from core.config import Settings
@@ -198,6 +199,7 @@ def _one_window(store: Store, reference: Reference, ref: pd.DataFrame, model: st
                                    severity=breach.severity_level, title=breach.title, message=breach.message,
                                    evidence=breach.evidence)
             breaches.append(breach.with_alert(alert_id or _open_alert_id(cur, breach), new=alert_id is not None))
+    crash_point("monitor:window-stored")
     record = WindowRecord(model, version, policy.window, start, end, figures.predictions, figures.labelled,
                           figures.drifted_share, figures.score_psi, tuple(b.rule for b in found))
     return record, breaches

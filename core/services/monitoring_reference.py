@@ -26,7 +26,7 @@ import pandas as pd
 from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import REPO_ROOT, Settings
-from core.domain.access import User
+from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.errors import ModelBoardError, NotFound
 from core.metrics.monitoring import realised_performance
@@ -78,6 +78,7 @@ def _f(value: Any) -> float:
 def reference_for(settings: Settings, store: Store, registry: Registry, viewer: User, model: str,
                   version: int) -> Reference:
     """The recorded reference, or build it now (from the evaluation, else by the worker)."""
+    require(viewer, Permission.RUN_MONITORING)
     found = stored_reference(store, model, version)
     if found is not None:
         return found

@@ -14,6 +14,7 @@ import shutil
 import stat
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -33,28 +34,55 @@ from core.services.submission import Progress, StoredEvaluation, SubmissionReque
 from core.services.usecases import use_case_for_model
 
 MAX_EXPANSION = 5  # uncompressed size may be at most this many times the upload limit
+MAX_MEMBERS = 1_000  # a saved model folder holds a handful of files; thousands is a bomb, not a model
+MAX_RATIO = 200  # deflate reaches ~1,000:1 only on degenerate data; model files compress far less
+RATIO_FLOOR = 1_000_000  # below this uncompressed size a high ratio is harmless (a YAML file of spaces)
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError)  # what damage raises
 
 
 def _safe_members(archive: zipfile.ZipFile, limit: int) -> list[zipfile.ZipInfo]:
+    """The members, once every one is known safe to extract: no escaping path, link, encryption or bomb."""
     members, total = archive.infolist(), 0
+    if len(members) > MAX_MEMBERS:
+        raise ValidationError(f"the zip holds {len(members):,} files, over the limit of {MAX_MEMBERS:,}: "
+                              "zip only the folder written by save_model")
     for info in members:
         path = PurePosixPath(info.filename)
-        if path.is_absolute() or ".." in path.parts or info.filename.startswith("\\"):
+        if path.is_absolute() or ".." in path.parts or "\\" in info.filename or "\0" in info.filename:
             raise ValidationError(f"the zip contains an unsafe path {info.filename!r}: package the model folder only")
         if stat.S_ISLNK(info.external_attr >> 16):
             raise ValidationError(f"the zip contains a symbolic link {info.filename!r}: links are not accepted")
+        if info.flag_bits & 0x1:
+            raise ValidationError(f"the zip member {info.filename!r} is encrypted: zip the model without a password")
+        ratio = info.file_size // max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR and ratio > MAX_RATIO:
+            raise ValidationError(f"the zip member {info.filename!r} expands {ratio:,} times (at most {MAX_RATIO} "
+                                  "accepted): this looks like a zip bomb")
         total += info.file_size
     if total > limit:
-        raise ValidationError(f"the zip expands to {total / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit")
+        raise ValidationError(f"the zip expands to {total / 1e6:,.1f} MB, over the {limit / 1e6:,.0f} MB limit")
+    files = {PurePosixPath(m.filename) for m in members if not m.is_dir()}
+    clash = next((f for f in sorted(files) if any(parent in files for parent in f.parents)), None)
+    if clash is not None:
+        raise ValidationError(f"the zip holds {clash.parent.as_posix()!r} both as a file and as a folder")
     return members
 
 
 def _model_root(members: list[zipfile.ZipInfo]) -> PurePosixPath:
-    roots = [PurePosixPath(m.filename).parent for m in members if PurePosixPath(m.filename).name == "MLmodel"]
+    roots = [PurePosixPath(m.filename).parent for m in members
+             if PurePosixPath(m.filename).name == "MLmodel" and not m.is_dir()]
     if len(roots) != 1:
         raise ValidationError("the zip must contain exactly one MLmodel file: zip the directory written by "
                               "mlflow.<flavor>.save_model(model, path)")
     return roots[0]
+
+
+def _read(archive: zipfile.ZipFile, name: str) -> bytes:
+    """One member's bytes; a corrupt member (bad CRC, broken deflate stream, truncated) is a ValidationError."""
+    try:
+        return archive.read(name)
+    except ZIP_ERRORS as exc:
+        raise ValidationError(f"the zip is damaged ({name!r}: {exc}): zip the model folder again") from None
 
 
 def _check_mlmodel(text: str, extra_skops_types: tuple[str, ...] = (),
@@ -85,37 +113,55 @@ def _check_mlmodel(text: str, extra_skops_types: tuple[str, ...] = (),
 
 
 def unpack(settings: Settings, content: bytes) -> tuple[Path, list[InputColumn]]:
-    """Check and extract the zip into MODELBOARD_HOME/uploads; return the model folder and its inputs."""
+    """Check and extract the zip into a fresh folder under MODELBOARD_HOME/uploads; return it and the inputs.
+
+    Everything is checked before the first byte is written, and a member that turns out corrupt while it is
+    extracted removes the whole folder again, so a refused zip leaves nothing on disk."""
     limit = settings.max_upload_mb * 1_000_000
     if len(content) > limit:
         raise ValidationError(f"the zip is {len(content) / 1e6:.0f} MB, over the {settings.max_upload_mb} MB limit")
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
-    except zipfile.BadZipFile:
-        raise ValidationError("the upload is not a zip file: zip the folder written by save_model") from None
+    except ZIP_ERRORS:
+        raise ValidationError("the upload is not a zip file (or a damaged one): zip the folder written by "
+                              "save_model") from None
     with archive:
         members = _safe_members(archive, limit * MAX_EXPANSION)
         root = _model_root(members)
-        names = {m.filename for m in members}
+        names = {PurePosixPath(m.filename): m.filename for m in members if not m.is_dir()}
 
         def example(name: str) -> bytes | None:
-            path = str(root / name) if str(root) != "." else name
-            return archive.read(path) if name and path in names else None
+            member = names.get(root / name) if name else None
+            return _read(archive, member) if member else None
 
-        inputs = _check_mlmodel(archive.read(str(root / "MLmodel")).decode("utf-8", "replace"),
+        inputs = _check_mlmodel(_read(archive, names[root / "MLmodel"]).decode("utf-8", "replace"),
                                 settings.extra_skops_types, example)
         target = settings.home / "uploads" / uuid.uuid4().hex
-        for info in members:
-            try:
-                relative = PurePosixPath(info.filename).relative_to(root)
-            except ValueError:
-                continue  # files beside the model folder are not part of the model
-            if info.is_dir():
-                continue
-            destination = target / Path(*relative.parts)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(archive.read(info))
+        try:
+            _extract(archive, members, root, target)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
     return target, inputs
+
+
+def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], root: PurePosixPath, target: Path) -> None:
+    """Write the model folder's files under `target`, streamed (never a whole member in memory)."""
+    for info in members:
+        try:
+            relative = PurePosixPath(info.filename).relative_to(root)
+        except ValueError:
+            continue  # files beside the model folder are not part of the model
+        if info.is_dir() or not relative.parts:
+            continue
+        destination = target / Path(*relative.parts)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with archive.open(info) as source, destination.open("xb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+        except ZIP_ERRORS as exc:
+            raise ValidationError(f"the zip is damaged ({info.filename!r}: {exc}): zip the model folder "
+                                  "again") from None
 
 
 def submit_packaged_model(settings: Settings, store: Store, registry: Registry, actor: User, *, model: str,

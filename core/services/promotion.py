@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.adapters.crash_points import crash_point
 from core.adapters.locks import exclusive
 from core.adapters.registry import Registry
 from core.adapters.store import Store
@@ -31,6 +32,8 @@ from core.services.alerts import raise_alert, resolve_alerts
 from core.services.audit import SYSTEM_ACTOR, record_event
 from core.services.audit_verification import mirror_checkpoint
 from core.services.auth import LoginPolicy, confirm_identity
+from core.services.evaluation import publish_missing
+from core.services.evaluation_debris import Debris, clean_interrupted
 from core.services.signoff import MAX_RATIONALE, sign_off_state, store_signature
 
 WATCHED_ALIASES = ("production", "previous")
@@ -111,6 +114,7 @@ def promote_if_ready(settings: Settings, store: Store, registry: Registry, actor
                      version: int) -> Promotion | None:
     """Promote `version` if every gate passes and the quorum is reached; None otherwise. Two sessions that give
     the last approvals at the same moment serialise on the model's lock: the second finds it done."""
+    require(actor, Permission.SIGN_OFF)
     with _lock(settings, model):
         _reconcile_model(settings, store, registry, model)
         if registry.version_for_alias(model, "production") == version:
@@ -138,6 +142,7 @@ def _start(store: Store, actor: User, model: str, kind: str, from_version: int |
         record_event(cur, actor=actor.username, action=f"{kind}_intent", model=model, version=to_version,
                      detail={"promotion": promotion.id, "from_version": from_version, "to_version": to_version,
                              "signatures": list(signature_ids), "artifact_sha256": artifact, "policy": policy})
+    crash_point(f"{kind}:intent")
     return promotion
 
 
@@ -148,7 +153,9 @@ def _carry_out(store: Store, registry: Registry, promotion: Promotion, actor: st
     _anchor_intent(store, registry, promotion)
     if promotion.kind == "promotion" and from_version is not None:
         registry.set_alias(model, "previous", from_version)
+        crash_point("promotion:previous-moved")
     registry.set_alias(model, "production", to_version)
+    crash_point(f"{promotion.kind}:production-moved")
     if promotion.kind == "rollback" and registry.version_for_alias(model, "previous") in (to_version, from_version):
         registry.delete_alias(model, "previous")  # neither side of a rollback is a version to go back to
     registry.tag_version(model, to_version, {STATUS_TAG: "approved", "modelboard.promotion": promotion.id,
@@ -156,6 +163,7 @@ def _carry_out(store: Store, registry: Registry, promotion: Promotion, actor: st
     if from_version is not None and from_version != to_version:
         registry.tag_version(model, from_version,
                              {STATUS_TAG: "retired" if promotion.kind == "promotion" else "rolled_back"})
+    crash_point(f"{promotion.kind}:tagged")
     return _complete(store, promotion, actor, registry.version_for_alias(model, "previous"))
 
 
@@ -234,6 +242,7 @@ def roll_back(settings: Settings, store: Store, registry: Registry, signer: User
                            "in ModelBoard's records")
         artifact = registry.artifact_sha256(model, target)
         signature_id = _rollback_signature(store, signer, model, current, target, rationale, artifact)
+        crash_point("rollback:signed")
         promotion = _start(store, signer, model, "rollback", current, target, None, (signature_id,), artifact)
         return _carry_out(store, registry, promotion, signer.username)
 
@@ -387,11 +396,27 @@ def check_aliases(settings: Settings, store: Store, registry: Registry, viewer: 
 def reconcile(settings: Settings, store: Store, registry: Registry, actor: User) -> list[Finding]:
     """Finish or roll back every unfinished intent, then check every alias against the record."""
     require(actor, Permission.RECONCILE)
-    findings: list[Finding] = []
+    findings: list[Finding] = [_debris_finding(d) for d in clean_interrupted(settings, store)]
+    findings += [Finding("evaluation_published", model, f"The evaluation of {model} v{version} was stored but never "
+                         "published to MLflow (its worker stopped); it is now tagged in review.", False,
+                         new_version=version) for model, version in publish_missing(store, registry)]
     for model in sorted({p.model for p in _pending(store)}):
         with _lock(settings, model):
             findings += _reconcile_model(settings, store, registry, model)
     return findings + check_aliases(settings, store, registry, actor)
+
+
+def _debris_finding(debris: Debris) -> Finding:
+    if debris.kind == "evaluation":
+        return Finding("interrupted_evaluation", str(debris.model),
+                       f"An interrupted evaluation of {debris.model} v{debris.version} ({debris.name}) was recorded "
+                       "as failed and its patient-level data removed; submit the version again.", False,
+                       new_version=debris.version, detail={"evaluation": debris.name})
+    if debris.kind == "evaluation_files":
+        return Finding("abandoned_evaluation_files", "", f"Evaluation data written by a submission that stopped "
+                       f"before it was recorded ({debris.name}) was removed.", False, detail={"folder": debris.name})
+    return Finding("abandoned_upload", "", f"An uploaded evaluation file left by a submission that did not finish "
+                   f"({debris.name}) was removed.", False, detail={"file": debris.name})
 
 
 def verify_artifacts(store: Store, registry: Registry, viewer: User) -> list[Finding]:

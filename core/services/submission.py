@@ -19,16 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.adapters.crash_points import crash_point
+from core.adapters.liveness import hold, release
 from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import REPO_ROOT, Settings
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.domain.model_safety import check_loadable
-from core.domain.usecase import PerformanceCriteria
+from core.domain.usecase import PerformanceCriteria, UseCase
 from core.errors import ModelBoardError, ValidationError
 from core.services.audit import record_event
 from core.services.evaluation_data import EvaluationData, check_evaluation_data, read_table
+from core.services.evaluation_debris import LOCK_NAME, abandon_evaluation, evaluation_folder
 from core.services.usecases import use_case_for_model
 
 Progress = Callable[[str, float], None]
@@ -118,9 +121,28 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
     if existing:
         return load_evaluation(store, actor, existing["id"], reused=True)
     evaluation_id = uuid.uuid4().hex
-    folder = settings.home / "evaluations" / evaluation_id
+    folder = evaluation_folder(settings, evaluation_id)
     folder.mkdir(parents=True)
+    alive = hold(folder / LOCK_NAME)  # held with the worker until both end: reconcile knows when nobody is left
+    try:
+        return _record_and_run(settings, store, actor, request, data, use_case, registry, evaluation_id, alive,
+                               progress)
+    except BaseException:
+        # The worker records its own failures; one that was killed cannot, and an abandoned call (a browser session
+        # that went away) stopped it: either way nothing half-done stays visible, and no patient-level file.
+        abandon_evaluation(settings, store, evaluation_id, request.model, request.version)
+        raise
+    finally:
+        release(alive)
+
+
+def _record_and_run(settings: Settings, store: Store, actor: User, request: SubmissionRequest, data: EvaluationData,
+                    use_case: UseCase, registry: Registry, evaluation_id: str, alive: int,
+                    progress: Progress | None) -> StoredEvaluation:
+    label, sensitive = request.label or use_case.label, request.sensitive or use_case.sensitive_attributes
+    folder = evaluation_folder(settings, evaluation_id)
     data.frame.to_parquet(folder / "data.parquet", index=False)
+    crash_point("submit:data-written")
     payload = {"label": label, "sensitive": list(sensitive), "threshold": use_case.threshold,
                "use_case": use_case.name, "min_n": use_case.criteria.min_subgroup_n, "source": data.source,
                "outcome": use_case.outcome, "positive_class": use_case.positive_class,
@@ -139,7 +161,8 @@ def submit_version(settings: Settings, store: Store, registry: Registry, actor: 
             record_event(cur, actor=actor.username, action="deidentified_declared",
                          model=request.model, version=request.version,
                          detail={"columns": [f.message() for f in data.identifiers]})
-    _run_worker(settings, evaluation_id, progress)
+    crash_point("submit:queued")
+    _run_worker(settings, evaluation_id, alive, progress)
     return load_evaluation(store, actor, evaluation_id)
 
 
@@ -179,11 +202,13 @@ def kept_upload(settings: Settings, file_name: str, content: bytes) -> Iterator[
     uploads = settings.home / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
     path = uploads / f"{uuid.uuid4().hex}{suffix}"
-    path.write_bytes(content)
+    alive = hold(path)  # if this process is killed, reconcile finds the file unlocked and removes it
     try:
+        os.write(alive, content)
         yield path
     finally:
         path.unlink(missing_ok=True)
+        release(alive)
 
 
 def submit_upload(settings: Settings, store: Store, registry: Registry, actor: User, request: SubmissionRequest,
@@ -207,21 +232,28 @@ def submissions_by(store: Store, viewer: User) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_worker(settings: Settings, evaluation_id: str, progress: Progress | None) -> None:
+def _run_worker(settings: Settings, evaluation_id: str, alive: int, progress: Progress | None) -> None:
+    """Run the worker with the liveness lock's descriptor (so the lock stays held while it runs). It dies with this
+    process (core/worker.py); if this call is abandoned (Streamlit stopping the script), it is stopped, not left."""
     # The server runs with MLflow's deserialization switched off; only the worker may load models.
     env = dict(os.environ) | {"MODELBOARD_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri,
                               "MLFLOW_REGISTRY_URI": settings.registry_uri,
-                              "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
+                              "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true", "MODELBOARD_PARENT_PID": str(os.getpid())}
     proc = subprocess.Popen([sys.executable, "-m", "core.worker", evaluation_id], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(alive,))
     assert proc.stdout is not None
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if progress and "step" in event:
-            progress(str(event["step"]), float(event.get("fraction", 0.0)))
+    try:
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if progress and "step" in event:
+                progress(str(event["step"]), float(event.get("fraction", 0.0)))
+    except BaseException:
+        proc.terminate()  # SIGTERM: the worker records the evaluation as interrupted and removes its data
+        proc.wait(timeout=60)
+        raise
     stderr = proc.stderr.read() if proc.stderr else ""
     if proc.wait() != 0:
         reason = stderr.strip().splitlines()[-1] if stderr.strip() else "the worker stopped without a reason"

@@ -37,6 +37,7 @@ def _from_row(row: dict[str, Any]) -> UseCase:
     criteria = PerformanceCriteria(**data.pop("criteria"))
     data["models"] = tuple(data["models"])
     data["sensitive_attributes"] = tuple(data["sensitive_attributes"])
+    data["plausible_ranges"] = {k: (float(v[0]), float(v[1])) for k, v in data.get("plausible_ranges", {}).items()}
     stored_policy = data.pop("promotion", None)  # use cases stored before policies existed take the defaults
     policy = PromotionPolicy() if stored_policy is None else PromotionPolicy(
         signers=tuple(SignerRequirement(**r) for r in stored_policy["signers"]),
@@ -57,6 +58,8 @@ def _definition(use_case: UseCase) -> str:
     data.pop("version")
     if data["positive_class"] is None:  # left out, so use cases stored before it existed compare equal
         data.pop("positive_class")
+    if not data["plausible_ranges"]:  # likewise for use cases stored before plausibility limits existed
+        data.pop("plausible_ranges")
     return json.dumps(data, sort_keys=True)
 
 

@@ -97,7 +97,9 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Monit
         # week 2's extract lost lactate altogether (an optional input may be left out): stored as missing
         dropped = [LABEL, NAMED_LABEL] + (["lactate"] if i == 2 else [])
         week.drop(columns=dropped).to_csv(path, index=False)
-        reports.append(ingest_predictions(settings, store, registry, OPERATOR, model=MODEL, version=1, path=path))
+        # October's weeks precede the version registered a moment ago: declared history from before ModelBoard
+        reports.append(ingest_predictions(settings, store, registry, OPERATOR, model=MODEL, version=1, path=path,
+                                          backfill=True))
     outcomes = folder / "outcomes.csv"  # the outcomes as the EHR codes them: 'deteriorated' or 'stable'
     weeks[0][["encounter_id", NAMED_LABEL]].to_csv(outcomes, index=False)
     reports.append(ingest_labels(settings, store, OPERATOR, path=outcomes))

@@ -9,10 +9,20 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.adapters.store import Store
 from core.config import Settings
-from core.domain.audit_chain import GENESIS, AuditAnchor, parse_anchor, row_hash, verify_rows
+from core.domain.audit_chain import (
+    GENESIS,
+    AuditAnchor,
+    canonical_content,
+    parse_anchor,
+    reference_canonical_content,
+    row_hash,
+    verify_rows,
+)
 from core.services.audit import record_event, verify_chain
 from tests.core.test_cli import cli
 
@@ -201,3 +211,21 @@ def test_an_anchor_value_that_is_not_row_colon_sha256_is_refused(value: str) -> 
     with pytest.raises(ValueError, match="not a ModelBoard anchor"):
         parse_anchor(value, "MLflow tag t of m")
     assert parse_anchor("12:" + "a" * 64, "t") == AuditAnchor(12, "a" * 64, "t")
+
+
+TEXT = st.one_of(st.none(), st.text(alphabet=st.characters(codec=None), max_size=40))  # quotes, controls, non-ASCII
+
+
+@settings(max_examples=500, deadline=None)
+@given(row_id=st.integers(1, 2**62), occurred_at=st.datetimes(timezones=st.timezones()), actor=st.text(max_size=20),
+       action=st.text(max_size=20), target=TEXT, model_name=TEXT,
+       model_version=st.one_of(st.none(), st.integers(0, 10**9)),
+       detail=TEXT, prev_hash=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+def test_the_fast_canonical_text_is_exactly_json_dumps(row_id: int, occurred_at: datetime, actor: str, action: str,
+                                                       target: str | None, model_name: str | None,
+                                                       model_version: int | None, detail: str | None,
+                                                       prev_hash: str) -> None:
+    """verify recomputes the text for every row, so it is written out by hand; it must stay byte-equal to the
+    rule's plain form, or every stored hash would stop matching."""
+    fields = (row_id, occurred_at, actor, action, target, model_name, model_version, detail)
+    assert canonical_content(*fields, prev_hash=prev_hash) == reference_canonical_content(*fields, prev_hash=prev_hash)

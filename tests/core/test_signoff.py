@@ -314,3 +314,33 @@ def test_every_policy_problem_is_listed_at_once() -> None:
     for fragment in ("promotion.colour", "promotion.signers.auditor", "promotion.signers.clinician",
                      "promotion.signoff_valid_days"):
         assert fragment in message
+
+
+# -- a criterion that cannot be judged --------------------------------------------------------------------------------
+def test_a_criterion_that_cannot_be_judged_blocks_sign_off_until_a_clinical_lead_accepts_it(demo: Settings,
+                                                                                           tmp_path: Path) -> None:
+    """160 patients, enough to evaluate, but no subgroup reaches the use case's 100 patients: the subgroup
+    criteria cannot be judged, so they fail the criteria gate like a failure, until a signed exception."""
+    store, registry = open_store(demo), open_registry(demo)
+    data = pd.read_parquet(registry.evaluation_dataset_path(MODEL, VERSION))
+    small = pd.concat([data[data["sepsis_48h"] == 1].head(15), data[data["sepsis_48h"] == 0].head(145)])
+    assert data.groupby("sex").size().min() >= 100 and small.groupby("sex").size().max() < 100
+    path = tmp_path / "small.parquet"
+    small.to_parquet(path, index=False)
+    evaluation = submit_version(demo, store, registry, person(demo, "lee"),
+                                SubmissionRequest(MODEL, VERSION, eval_data=path))
+    unjudged = [c["criterion"] for c in evaluation.result["criteria"] if not c.get("judged", True)]
+    assert unjudged and all(not c["passed"] for c in evaluation.result["criteria"] if c["criterion"] in unjudged)
+
+    def criteria_gate() -> Any:
+        state = sign_off_state(store, registry, OPERATOR, MODEL, VERSION)
+        return state, next(g for g in state.readiness.gates if g.name == "Use-case criteria")
+
+    state, gate = criteria_gate()
+    assert set(unjudged) <= set(state.failed_criteria) and not gate.passed
+    assert all(name in gate.explanation for name in unjudged), gate.explanation
+    signoff.accept_exception(demo, store, registry, person(demo, "patel"),
+                             request(demo, "patel", decision="accept_exception", criteria=state.failed_criteria))
+    state, gate = criteria_gate()
+    assert gate.passed and "accepted in a signed exception" in gate.explanation, gate.explanation
+    assert set(unjudged) <= set(state.failed_criteria)  # still shown as not judged, with the exception beside it

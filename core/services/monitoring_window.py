@@ -135,10 +135,12 @@ def _drift_table(ref: pd.DataFrame, current: pd.DataFrame, columns: list[InputCo
     compared = [c for c in columns if c.kind != "datetime"]
     testable = [c for c in compared if ref[c.name].notna().any() and current[c.name].notna().any()]
     numerical = [c.name for c in testable if c.kind == "numerical"]
-    categorical = [c.name for c in testable if c.kind == "categorical"] + attributes
+    mix = [a for a in attributes if ref[a].notna().any() and current[a].notna().any()]  # a file may lack one
+    categorical = [c.name for c in testable if c.kind == "categorical"] + mix
     result = data_drift(_categories(ref, categorical), _categories(current, categorical), numerical=numerical,
                         categorical=categorical)
-    untested = [c for c in compared if c not in testable]
+    untested = [(c.name, str(c.kind)) for c in compared if c not in testable]
+    untested += [(a, "categorical") for a in attributes if a not in mix]
     table = (pd.concat([result.columns, _untestable(untested)], ignore_index=True) if untested
              else result.columns.copy())
     names = {c.name: c for c in columns}
@@ -158,9 +160,9 @@ def _categories(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return out
 
 
-def _untestable(columns: list[InputColumn]) -> pd.DataFrame:
-    rows = [{"column": c.name, "kind": c.kind, "stattest": "none", "score": np.nan, "threshold": np.nan,
-             "drifted": False} for c in columns]
+def _untestable(columns: list[tuple[str, str]]) -> pd.DataFrame:
+    rows = [{"column": name, "kind": kind, "stattest": "none", "score": np.nan, "threshold": np.nan,
+             "drifted": False} for name, kind in columns]
     return pd.DataFrame(rows, columns=["column", "kind", "stattest", "score", "threshold", "drifted"])
 
 
@@ -176,6 +178,8 @@ def _subgroups(current: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, a
     y = current["outcome"].to_numpy(dtype=float, na_value=np.nan)
     rows = []
     for attribute in attributes:
+        if current[attribute].isna().all():
+            continue  # the window's files did not carry this attribute: no groups to show
         groups = current[attribute].astype(str).to_numpy()
         for group, n, positives, sensitivity, estimate in subgroup_sensitivity(y, scores, flagged, groups):
             rows.append({"attribute": attribute, "subgroup": group, "n": n, "positives": positives,

@@ -201,3 +201,25 @@ def test_a_prediction_file_without_the_sensitive_attribute_columns_is_ingested(h
     assert (json.loads(result.stdout)["added"]) == 12
     assert count(home, "SELECT count(*) FROM prediction_log WHERE encounter_id LIKE 'NOATTR-%' "
                        "AND attributes IS NULL") == 12
+
+
+def test_monitoring_a_window_whose_files_lacked_some_attributes_lists_them_untested(home: Settings,
+                                                                                   tmp_path: Path) -> None:
+    """A file may leave out sensitive-attribute columns (the test above); the window's drift then cannot test
+    the patient mix on them, and says so, instead of stopping `monitor` for every model after this one."""
+    frame = predictions(300, 11, "PARTIAL-")
+    assert {"sex", "race_ethnicity"} <= set(frame.columns) and "payer" not in frame.columns
+    path = tmp_path / "partial.parquet"
+    frame.to_parquet(path)
+    assert cli(home, "ingest", str(path), "--model", MODEL, "--version", "1").returncode == 0
+    result = cli(home, "monitor")
+    assert result.returncode == 0, result.stderr
+    windows = json.loads(result.stdout)["windows"]
+    assert any(w["model"] == MODEL and w["start"][:10] <= "2026-09-01" < w["end"][:10] for w in windows), windows
+    rows = open_store(home).query(
+        "SELECT column_name, stattest FROM monitoring_feature_drift WHERE model_name = ? AND model_version = 1 "
+        "AND window_start = (SELECT max(window_start) FROM monitoring_windows WHERE model_name = ? "
+        "AND model_version = 1 AND window_start <= ?)", [MODEL, MODEL, date(2026, 9, 2)])
+    untested = {r["column_name"] for r in rows if r["stattest"] == "none"}
+    tested = {r["column_name"] for r in rows if r["stattest"] != "none"}
+    assert "payer" in untested and "sex" in tested, rows

@@ -31,6 +31,14 @@ def _progress(step: str, fraction: float) -> None:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+def _say(line: str) -> None:
+    """The one-line reason on stderr; a parent that is gone (a closed pipe) no longer needs it."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 def _die_with_parent() -> None:
     """Linux asks the kernel to send this worker SIGTERM when the process that started it ends, however it ends
     (SIGKILL included); SIGTERM becomes `ProcessStopped`, so the evaluation is recorded as interrupted and its
@@ -39,6 +47,7 @@ def _die_with_parent() -> None:
     from core.errors import ProcessStopped
 
     def stopped(_signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second signal must not cut short the recording
         raise ProcessStopped("the evaluation was interrupted: the process that submitted it stopped (a closed "
                              "browser session, a killed command or a server restart). Submit the version again.")
 
@@ -57,18 +66,26 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or not re.fullmatch(r"[0-9a-f]{32}", argv[0]):
         print("error: usage: python -m core.worker EVALUATION_ID (32 hex digits)", file=sys.stderr)
         return 2
-    from core.errors import ModelBoardError
-    from core.services import evaluation
-    from core.services.installation import open_registry, open_store
+    from core.errors import ModelBoardError, ProcessStopped
 
     settings = load_settings()
     try:
-        _die_with_parent()
+        _die_with_parent()  # before the heavy imports below: a parent killed meanwhile is noticed at once
+        from core.services import evaluation
+        from core.services.installation import open_registry, open_store
+
         store, registry = open_store(settings), open_registry(settings)
         _check_loadable(settings, store, registry, argv[0])
         evaluation.run(settings, store, registry, argv[0], _progress)
+    except ProcessStopped as exc:  # evaluation.run records its own; stopped before it ran, it is recorded here
+        from core.services.evaluation_debris import abandon_evaluation_by_id
+        from core.services.installation import open_store
+
+        abandon_evaluation_by_id(settings, open_store(settings), argv[0])
+        _say(f"error: {exc}")
+        return 1
     except ModelBoardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 1
     _progress("Evaluation complete", 1.0)
     return 0

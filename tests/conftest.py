@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,15 +24,15 @@ TEST_OUTPUT = REPO / "test-output"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """With pytest-xdist (`make test` runs two workers), keep what shares an expensive fixture on one worker, so it
     is built once: the browser tests (their demo and server), the modules on the session's demo (its build and
-    its evaluations), the modules that copy the reviewed demo, and otherwise each module (its own fixtures)."""
+    its evaluations), and otherwise each module (its own fixtures). The reviewed demo is shared between workers
+    on disk (`reviewed_demo`), so the modules that copy it are spread like any other."""
     fixtures: dict[str, set[str]] = {}
     for item in items:
         fixtures.setdefault(item.nodeid.split("::")[0], set()).update(getattr(item, "fixturenames", ()))
     for item in items:
         module = item.nodeid.split("::")[0]
         used = fixtures[module]
-        group = ("browser" if module.startswith("tests/e2e/") else "reviewed-demo" if "reviewed_demo" in used
-                 else "session-demo" if "demo_settings" in used else module)
+        group = "browser" if module.startswith("tests/e2e/") else "session-demo" if "demo_settings" in used else module
         item.add_marker(pytest.mark.xdist_group(name=group))
     # The browser group is the longest (its own demo, a server, real submissions): started first, it runs beside
     # the other modules instead of after them.
@@ -84,20 +87,39 @@ def demo_env(demo_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settin
 
 
 @pytest.fixture(scope="session")
-def reviewed_demo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def reviewed_demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Settings:
     """A demo as the builder leaves it without its monitoring run, with sepsis-icu v2 evaluated by the real worker:
-    the starting point of modules that sign, promote, ingest and monitor. Built once per worker; each such
-    module works on its own copy (`copy_demo`), never on this one."""
+    the starting point of modules that sign, promote, ingest and monitor. Built once per test run and shared by
+    the xdist workers (the first to need it builds it, under a file lock, so the modules that use it can spread
+    over both workers); each such module works on its own copy (`copy_demo`), never on this one."""
     from core.services.demo import build_demo
     from core.services.installation import open_registry
     from core.services.submission import SubmissionRequest, submit_version
 
-    settings = load_settings(env={}, home=tmp_path_factory.mktemp("reviewed-demo") / "home")
-    operator = command_line_operator("pytest")
-    build_demo(settings, operator, seed=7, monitor=False)
-    submit_version(settings, open_store(settings), open_registry(settings), operator,
-                   SubmissionRequest("sepsis-icu", 2))
+    run_folder = tmp_path_factory.getbasetemp()
+    shared = (run_folder.parent if worker_id != "master" else run_folder) / "reviewed-demo"  # this run's, not older
+    shared.mkdir(exist_ok=True)
+    settings = load_settings(env={}, home=shared / "home")
+    with _exclusive(shared / "copy.lock"):
+        if not (shared / "built").exists():
+            operator = command_line_operator("pytest")
+            build_demo(settings, operator, seed=7, monitor=False)
+            submit_version(settings, open_store(settings), open_registry(settings), operator,
+                           SubmissionRequest("sepsis-icu", 2))
+            open_store(settings).execute("CHECKPOINT")
+            (shared / "built").touch()
     return settings
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One process at a time (of every xdist worker): building the shared demo, or copying it."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # Where MLflow 3.17's sqlite store and the governance store write absolute paths of MODELBOARD_HOME.
@@ -113,12 +135,12 @@ def copy_demo(source: Settings, home: Path) -> Settings:
     import sqlite3
 
     old, new = str(source.home), str(home)
-    source_store = open_store(source)
-    source_store.execute("CHECKPOINT")  # everything in the DuckDB file itself, not in its WAL
-    shutil.copytree(source.home, home)
     copied = load_settings(env={}, home=home)
-    shutil.copytree(source.audit_log_path.parent, copied.audit_log_path.parent)  # the checkpoints vouch for the copy
-    shutil.copytree(source.audit_key_path.parent, copied.audit_key_path.parent)
+    with _exclusive(source.home.parent / "copy.lock"):  # the source may be shared with another xdist worker
+        open_store(source).execute("CHECKPOINT")  # everything in the DuckDB file itself, not in its WAL
+        shutil.copytree(source.home, home)
+        shutil.copytree(source.audit_log_path.parent, copied.audit_log_path.parent)  # checkpoints vouch for the copy
+        shutil.copytree(source.audit_key_path.parent, copied.audit_key_path.parent)
     pattern = f"%{old}%"
     with sqlite3.connect(home / "mlflow.db") as db:
         for table, column in HOME_PATH_COLUMNS.items():

@@ -64,6 +64,13 @@ def abandon_evaluation(settings: Settings, store: Store, evaluation_id: str, mod
         discard_evaluation_data(settings, evaluation_id)
 
 
+def abandon_evaluation_by_id(settings: Settings, store: Store, evaluation_id: str) -> None:
+    """`abandon_evaluation` for a worker that knows only the id it was started with."""
+    row = store.query_one("SELECT model_name, model_version FROM evaluations WHERE id = ?", [evaluation_id])
+    if row is not None:
+        abandon_evaluation(settings, store, evaluation_id, str(row["model_name"]), int(row["model_version"]))
+
+
 def clean_interrupted(settings: Settings, store: Store) -> list[Debris]:
     """Every unfinished evaluation nobody is running any more, and every upload nobody is checking: recorded and
     removed. Safe to run while submissions are under way: a live one holds its lock."""

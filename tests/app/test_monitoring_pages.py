@@ -6,6 +6,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
+from app.wording import plain
 from core.config import Settings
 from core.services.alerts import open_alerts
 from core.services.auth import get_user
@@ -31,7 +32,7 @@ def test_monitoring_page_shows_series_limits_alert_markers_and_the_shift_window(
     at = _open(demo_env, "clinician", "monitoring.py")
     text = page_texts(at)
     assert "Monitoring last ran" in text
-    assert "Review required: sepsis-icu v1 is in clinical use" in text
+    assert f"Review required: {plain('sepsis-icu')} v1 is in clinical use" in text
     assert "2 window(s) still wait for outcomes" in text  # the demo holds the last 7 days of outcomes back
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(charts) >= 5

@@ -52,9 +52,6 @@ from tests.core.test_promotion import (
     promotions_since,
 )
 
-# The conftest puts every module on the reviewed demo in this group; said here too, for the reader.
-pytestmark = pytest.mark.xdist_group(name="reviewed-demo")
-
 REPO = Path(__file__).resolve().parents[2]
 MAIN = str(REPO / "app" / "main.py")
 SIGNERS = 50

@@ -12,7 +12,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,11 +88,22 @@ def monitor(home: str) -> None:
     run_monitor(settings, open_store(settings), open_registry(settings), OPERATOR)
 
 
+def start(child: multiprocessing.process.BaseProcess) -> None:
+    """Start a forkserver child without the app: an AppTest run earlier in this worker leaves app/main.py as
+    `__main__`, and a child would run it again while starting (multiprocessing re-imports the parent's main)."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        child.start()
+    finally:
+        sys.modules["__main__"] = main
+
+
 def killed_at(point: str, operation: Callable[..., Any], *args: Any) -> None:
     """Run `operation` in a fresh child that dies at `point`; fail if it got through without reaching it."""
     assert point in CRASH_POINTS, point
     child = FORKS.Process(target=_die_at, args=(point, operation, args))
-    child.start()
+    start(child)
     child.join(600)
     assert child.exitcode == -signal.SIGKILL, f"{operation.__name__} never reached {point} (exit {child.exitcode})"
 
@@ -98,8 +111,15 @@ def killed_at(point: str, operation: Callable[..., Any], *args: Any) -> None:
 # -- checks after every crash -----------------------------------------------------------------------------------------
 def reconciled(settings: Settings) -> list[Any]:
     findings = reconcile(settings, open_store(settings), open_registry(settings), OPERATOR)
-    problems = [(f.kind, f.model) for f in findings if f.problem]
-    assert problems == [("production_without_signoff", "readmission-30d")], findings  # the demo's one standing finding
+    problems = {(f.kind, f.model) for f in findings if f.problem}
+    # The demo's standing findings: readmission-30d v1 was never signed off, nor sepsis-icu v1 until a signed
+    # rollback (the first test's) has put it back. Nothing else may be wrong after a crash and reconcile.
+    assert ("production_without_signoff", "readmission-30d") in problems and problems <= {
+        ("production_without_signoff", "readmission-30d"), ("production_without_signoff", "sepsis-icu")}, findings
+    if ("production_without_signoff", "sepsis-icu") in problems:  # only the baseline it had when the demo was built
+        assert mlflow_aliases(settings)["production"] == 1 and not open_store(settings).query(
+            "SELECT 1 FROM alias_history WHERE model_name = ? AND alias = 'production' AND version = 1 "
+            "AND kind IN ('promoted', 'rolled_back')", [MODEL]), findings
     return findings
 
 
@@ -229,7 +249,7 @@ def test_the_worker_dies_with_the_submitting_process_and_removes_its_data(demo: 
     path = evaluation_file(demo, tmp_path, seed=101)
     before = evaluations_by_status(demo)
     child = FORKS.Process(target=submit, args=(str(demo.home), CANDIDATE, str(path)))
-    child.start()
+    start(child)
     assert child.pid is not None
     deadline = time.monotonic() + 120
     while not (evaluations_by_status(demo).get("running") and _workers_of(child.pid)):
@@ -241,7 +261,10 @@ def test_the_worker_dies_with_the_submitting_process_and_removes_its_data(demo: 
     deadline = time.monotonic() + 60
     while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not Path(f"/proc/{worker}").exists(), "the worker outlived the process that submitted it"
+    assert not Path(f"/proc/{worker}").exists(), ("the worker outlived the process that submitted it",
+                                                  Path(f"/proc/{worker}/status").read_text()[:400],
+                                                  Path(f"/proc/{worker}/cmdline").read_text(),
+                                                  Path(f"/proc/{worker}/wchan").read_text())
     after = evaluations_by_status(demo)
     assert after.get("running", 0) == 0 and after["failed"] == before.get("failed", 0) + 1
     assert patient_files(demo) == []

@@ -589,7 +589,9 @@ class GovernanceMachine(RuleBasedStateMachine):
             status = tags.get(STATUS_TAG, "registered")
             before = self.seen_status.get(version)
             if before is not None and before != status:
-                assert status in ALLOWED_MOVES[before], f"v{version} moved from {before!r} to {status!r}"
+                # the baseline held production untagged: the promotion that replaces it retires it
+                allowed = ALLOWED_MOVES[before] | ({"retired"} if version == BASELINE else frozenset())
+                assert status in allowed, f"v{version} moved from {before!r} to {status!r}"
             self.seen_status[version] = status
             if version == self.model.production:
                 assert status in LIVE_STATUSES or (version == BASELINE and status == "registered"), \

@@ -24,8 +24,20 @@ if TYPE_CHECKING:
     from core.adapters.store import Store
 
 
+STOPPED = ("the evaluation was interrupted: the process that submitted it stopped (a closed browser session, a "
+           "killed command or a server restart). Submit the version again.")
+
+
 def _progress(step: str, fraction: float) -> None:
-    print(json.dumps({"step": step, "fraction": round(fraction, 3)}), flush=True)
+    """One JSON line for the submitting process; a closed pipe means it is gone (its SIGTERM may still be on its
+    way), so the evaluation stops as interrupted rather than failing on the pipe."""
+    from core.errors import ProcessStopped
+
+    try:
+        print(json.dumps({"step": step, "fraction": round(fraction, 3)}), flush=True)
+    except BrokenPipeError:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise ProcessStopped(STOPPED) from None
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -48,8 +60,7 @@ def _die_with_parent() -> None:
 
     def stopped(_signum: int, _frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second signal must not cut short the recording
-        raise ProcessStopped("the evaluation was interrupted: the process that submitted it stopped (a closed "
-                             "browser session, a killed command or a server restart). Submit the version again.")
+        raise ProcessStopped(STOPPED)
 
     signal.signal(signal.SIGTERM, stopped)
     if sys.platform.startswith("linux"):
@@ -77,6 +88,7 @@ def main(argv: list[str]) -> int:
         store, registry = open_store(settings), open_registry(settings)
         _check_loadable(settings, store, registry, argv[0])
         evaluation.run(settings, store, registry, argv[0], _progress)
+        _progress("Evaluation complete", 1.0)
     except ProcessStopped as exc:  # evaluation.run records its own; stopped before it ran, it is recorded here
         from core.services.evaluation_debris import abandon_evaluation_by_id
         from core.services.installation import open_store
@@ -87,7 +99,6 @@ def main(argv: list[str]) -> int:
     except ModelBoardError as exc:
         _say(f"error: {exc}")
         return 1
-    _progress("Evaluation complete", 1.0)
     return 0
 
 

@@ -30,6 +30,7 @@ from core.domain.access import User, command_line_operator
 from core.services.auth import add_user
 from core.services.installation import open_registry, open_store
 from core.services.promotion import record_first_aliases
+from core.services.submission import StoredEvaluation, SubmissionRequest, submit_version
 from core.services.usecases import import_use_case
 from data.train import tracking
 from tests.hospital import COMPLETE_NUMBERS, LABEL, as_extract, log_run, use_case, ward_cohort
@@ -90,6 +91,15 @@ class Case:
     @property
     def refused(self) -> bool:
         return bool(self.expect)
+
+
+def submit_clean(installation: Installation, folder: Path) -> StoredEvaluation:
+    """The clean file submitted once, through the real worker: what the accepted variants must reuse."""
+    path = folder / "evaluation.csv"
+    path.write_bytes(installation.clean)
+    settings = installation.settings
+    return submit_version(settings, open_store(settings), open_registry(settings), command_line_operator("pytest"),
+                          SubmissionRequest(MODEL, 1, eval_data=path))
 
 
 def _lines(clean: bytes) -> list[str]:

@@ -20,6 +20,10 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from data.train import tracking
 
@@ -117,3 +121,22 @@ class DecisionWrapper(RiskWrapper):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
         return np.asarray(self.model.predict(model_input[self.inputs]))
+
+
+def log_ward_pipeline(tracking_uri: str, artifact_root: Path, name: str, train: pd.DataFrame,
+                      **boosting: Any) -> Pipeline:
+    """A hospital's own model, logged the ordinary way and registered as `name`: numbers and the flag passed
+    through, admission source one-hot encoded, gradient boosting (missing values handled by the model), the
+    signature inferred from the training extract. Returns the fitted pipeline."""
+    prepare = ColumnTransformer([("numbers", "passthrough", NUMBERS + ["on_oxygen"]),
+                                 ("source", OneHotEncoder(handle_unknown="ignore"), ["admission_source"])])
+    model = Pipeline([("prepare", prepare), ("model", HistGradientBoostingClassifier(random_state=0, **boosting))])
+
+    def fit_and_log() -> None:
+        model.fit(train[MIXED], train[LABEL])
+        signature = mlflow.models.infer_signature(train[MIXED], model.predict_proba(train[MIXED]))
+        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle", registered_model_name=name,
+                                 signature=signature)
+
+    log_run(tracking_uri, name, artifact_root, fit_and_log)
+    return model

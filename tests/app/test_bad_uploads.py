@@ -14,12 +14,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import main
-from core.domain.access import Session, command_line_operator
+from core.domain.access import Session
 from core.domain.clock import utc_now
 from core.services.audit_verification import verify_chain
-from core.services.installation import open_registry, open_store
-from core.services.submission import StoredEvaluation, SubmissionRequest, submit_version
-from tests.bad_files import ACCEPTED, MODEL, REFUSED, Case, Installation, install, write, written
+from core.services.installation import open_store
+from core.services.submission import StoredEvaluation
+from tests.bad_files import ACCEPTED, MODEL, REFUSED, Case, Installation, install, submit_clean, write, written
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = str(REPO / "app" / "main.py")
@@ -35,11 +35,7 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
 
 @pytest.fixture(scope="module")
 def clean_evaluation(installation: Installation, tmp_path_factory: pytest.TempPathFactory) -> StoredEvaluation:
-    path = tmp_path_factory.mktemp("clean") / "evaluation.csv"
-    path.write_bytes(installation.clean)
-    settings = installation.settings
-    return submit_version(settings, open_store(settings), open_registry(settings), command_line_operator("pytest"),
-                          SubmissionRequest(MODEL, 1, eval_data=path))
+    return submit_clean(installation, tmp_path_factory.mktemp("clean"))
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from core.domain.access import command_line_operator
 from core.services.audit_verification import verify_chain
 from core.services.evaluation_data import EvaluationData, check_evaluation_data, read_table
 from core.services.installation import open_registry, open_store
-from core.services.submission import StoredEvaluation, SubmissionRequest, submit_version
+from core.services.submission import StoredEvaluation
 from core.services.usecases import use_case_for_model
-from tests.bad_files import ACCEPTED, CASES, MODEL, REFUSED, Case, Installation, install, write, written
+from tests.bad_files import ACCEPTED, CASES, MODEL, REFUSED, Case, Installation, install, submit_clean, write, written
 
 REPO = Path(__file__).resolve().parents[2]
 BY_NAME = {c.name: c for c in CASES}
@@ -37,12 +37,7 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
 
 @pytest.fixture(scope="module")
 def clean_evaluation(installation: Installation, tmp_path_factory: pytest.TempPathFactory) -> StoredEvaluation:
-    """The clean file submitted once, through the real worker: what the accepted variants must reuse."""
-    path = tmp_path_factory.mktemp("clean") / "evaluation.csv"
-    path.write_bytes(installation.clean)
-    settings = installation.settings
-    return submit_version(settings, open_store(settings), open_registry(settings), command_line_operator("pytest"),
-                          SubmissionRequest(MODEL, 1, eval_data=path))
+    return submit_clean(installation, tmp_path_factory.mktemp("clean"))
 
 
 def submit_args(installation: Installation, path: Path, *extra: str) -> list[str]:

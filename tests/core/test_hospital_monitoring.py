@@ -15,14 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from core.config import Settings, load_settings
 from core.domain.access import command_line_operator
@@ -36,11 +31,10 @@ from tests.hospital import (
     LABEL,
     MIXED,
     NAMED_LABEL,
-    NUMBERS,
     POSITIVE,
     SOURCES,
     as_extract,
-    log_run,
+    log_ward_pipeline,
     use_case,
     ward_cohort,
 )
@@ -74,17 +68,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Monit
     import_use_case(store, OPERATOR, use_case("ward-monitoring", [MODEL], label=NAMED_LABEL,
                                               extra=f"positive_class: {POSITIVE}\nmonitoring: {{window: weekly}}\n"))
     train = as_extract(ward_cohort(3_000, seed=11), folder / "train.csv")
-    prepare = ColumnTransformer([("numbers", "passthrough", NUMBERS + ["on_oxygen"]),
-                                 ("source", OneHotEncoder(handle_unknown="ignore"), ["admission_source"])])
-    model = Pipeline([("prepare", prepare), ("model", HistGradientBoostingClassifier(random_state=0))])
-
-    def fit_and_log() -> None:
-        model.fit(train[MIXED], train[LABEL])
-        signature = mlflow.models.infer_signature(train[MIXED], model.predict_proba(train[MIXED]))
-        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle", registered_model_name=MODEL,
-                                 signature=signature)
-
-    log_run(settings.tracking_uri, MODEL, settings.artifact_root, fit_and_log)
+    model = log_ward_pipeline(settings.tracking_uri, settings.artifact_root, MODEL, train)
     evaluation = folder / "evaluation.csv"
     as_extract(ward_cohort(2_000, seed=12), evaluation)
     submit_version(settings, store, registry, OPERATOR, SubmissionRequest(MODEL, 1, eval_data=evaluation))

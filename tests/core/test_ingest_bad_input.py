@@ -15,10 +15,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from core.config import Settings, load_settings
 from core.domain.access import command_line_operator
@@ -27,7 +24,7 @@ from core.domain.usecase import parse_use_case
 from core.errors import ValidationError
 from core.services.installation import open_registry, open_store
 from core.services.usecases import import_use_case, parse_yaml
-from tests.hospital import LABEL, MIXED, NUMBERS, as_extract, log_run, use_case, ward_cohort
+from tests.hospital import MIXED, as_extract, log_run, log_ward_pipeline, use_case, ward_cohort
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "ward-intake"
@@ -41,17 +38,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     import_use_case(open_store(settings), command_line_operator("pytest"),
                     use_case("ward-intake", [MODEL], extra=RANGES))
     train = as_extract(ward_cohort(1_500, seed=21), folder / "train.csv")
-    prepare = ColumnTransformer([("numbers", "passthrough", NUMBERS + ["on_oxygen"]),
-                                 ("source", OneHotEncoder(handle_unknown="ignore"), ["admission_source"])])
-    model = Pipeline([("prepare", prepare), ("model", HistGradientBoostingClassifier(max_iter=20, random_state=0))])
-
-    def fit_and_log() -> None:
-        model.fit(train[MIXED], train[LABEL])
-        signature = mlflow.models.infer_signature(train[MIXED], model.predict_proba(train[MIXED]))
-        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle", registered_model_name=MODEL,
-                                 signature=signature)
-
-    log_run(settings.tracking_uri, MODEL, settings.artifact_root, fit_and_log)
+    log_ward_pipeline(settings.tracking_uri, settings.artifact_root, MODEL, train, max_iter=20)
     return settings
 
 

@@ -12,9 +12,10 @@ from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import Settings, load_settings
 from core.domain.access import User
+from core.domain.glossary import Glossary
 from core.domain.model_card import ModelCard
 from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
-from core.services import catalog, model_card, monitoring, promotion, review
+from core.services import catalog, model_card, monitoring, promotion, review, usecases
 from core.services.drift_report import DriftReport
 from core.services.installation import InstallationFacts, installation_facts, open_registry, open_store
 
@@ -72,7 +73,7 @@ def _version_detail(viewer: User, tracking_uri: str, model: str, version: int) -
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the model registry…")
 def _attention(viewer: User, tracking_uri: str) -> list[catalog.AttentionItem]:
-    return catalog.attention_items(registry(), viewer)
+    return catalog.attention_items(registry(), viewer, store())
 
 
 # The tracking URI is part of each cache key, so two installations never share reads.
@@ -194,3 +195,13 @@ def artifact_findings() -> list[promotion.Finding]:
 def clear_governance() -> None:
     for fn in (_alias_findings, _artifact_findings):
         fn.clear()
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def _glossary(viewer: User, home: str, model: str) -> Glossary:
+    return usecases.glossary_for_model(store(), viewer, model)
+
+
+def glossary(viewer: User, model: str) -> Glossary:
+    """The vocabulary of a model's use case (input names and units), for every table and chart on its pages."""
+    return _glossary(viewer, str(settings().home), model)

@@ -1,4 +1,5 @@
-"""The exception and rollback forms of the Sign-off page (signed actions besides approval)."""
+"""Parts of the Sign-off page: what an approval will do (said next to the Sign button), the fingerprints, and
+the exception and rollback forms (signed actions besides approval)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,43 @@ import streamlit as st
 
 from app import cache, state
 from core.domain.access import Permission, User, can
-from core.domain.signoff import DECISION_LABELS, Signature
+from core.domain.signoff import DECISION_LABELS, ApprovalOutlook, Evidence, Signature
 from core.errors import ModelBoardError
 from core.services import promotion, signoff
 from core.services.signoff import SignatureRequest, SignOffState
+
+
+def eyes_open(outlook: ApprovalOutlook) -> bool:
+    """Inside the Sign form, just above the button: which gates pass and fail, and what an approval will do.
+    While a gate fails, an approval needs the acknowledgement ticked (core refuses it otherwise); returns it."""
+    with st.container(border=True):
+        if outlook.passing:
+            st.markdown(":material/check_circle: **Gates passing:** " + ", ".join(outlook.passing) + ".")
+        if outlook.failing:
+            st.markdown(":material/cancel: **Gates failing:** " + ", ".join(outlook.failing) + ".")
+        st.markdown(f"**If you approve:** {outlook.sentence}")
+        st.caption("A rejection or a change request is recorded and blocks promotion until the evaluation or the "
+                   "card changes; it needs no acknowledgement.")
+        if not outlook.needs_acknowledgement:
+            return False
+        return st.checkbox(outlook.acknowledgement_label, key="acknowledge-failing-gates",
+                           help="Required to approve while a gate fails. Your signature records the gates that "
+                                "failed when you approved.")
+
+
+def signed_fingerprints(signature: Signature) -> str:
+    """The full SHA-256 fingerprints a signature names (its line on screen shows 8 characters of each)."""
+    return (f"Signed fingerprints (SHA-256): card {signature.card_sha256 or '—'}; evaluation "
+            f"{signature.evaluation_sha256 or '—'}; model files {signature.artifact_sha256}.")
+
+
+def fingerprints(evidence: Evidence) -> None:
+    """The SHA-256 fingerprints a signature binds, shortened to 8 characters; the full values in the tooltip."""
+    parts = {"card": evidence.card_sha256, "evaluation": evidence.evaluation_sha256,
+             "model files": evidence.artifact_sha256}
+    st.caption("Fingerprints now (SHA-256, first 8 characters) — " + ", ".join(
+        f"{name} {value[:8]}…" if value else f"no {name} yet" for name, value in parts.items()) + ".",
+        help="Full fingerprints: " + "; ".join(f"{name} {value or 'none'}" for name, value in parts.items()))
 
 
 def exception_form(user: User, current: SignOffState, shown: tuple[str, str | None],

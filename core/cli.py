@@ -245,6 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
                                "(exit 1 on any finding)")
     verify.set_defaults(func=_lazy("core.cli_governance", "cmd_verify"))
 
+    sign = command("sign", "sign off a model version as yourself (the signature password is read from standard "
+                           "input); an approval that completes the policy moves 'production' at once")
+    sign.add_argument("--model", required=True, help="registered model name")
+    sign.add_argument("--version", type=int, required=True, help="registered version number")
+    sign.add_argument("--username", required=True, help="your ModelBoard username (the signature's first component)")
+    sign.add_argument("--decision", choices=["approve", "reject", "request_changes"], required=True)
+    sign.add_argument("--meaning", help="what your signature means (default: a standard wording for the decision)")
+    sign.add_argument("--rationale", required=True, help="why, in 10 to 4,000 characters")
+    sign.add_argument("--acknowledge-failing-gates", action="store_true",
+                      help="approve although gates of the policy fail (criteria not met, card incomplete, a critical "
+                           "alert open): your approval is recorded with the failing gates and does not move "
+                           "production until they are resolved; without this flag such an approval is refused")
+    sign.set_defaults(func=_lazy("core.cli_governance", "cmd_sign"))
+
     ingest = command("ingest", "add a CSV/Parquet file of production predictions (encounter_id, predicted_at, the "
                                "model's inputs, score, decision); re-ingesting adds nothing; bad rows are quarantined "
                                "(exit 3 if any was)")

@@ -8,7 +8,7 @@ from app.navigation import page_file
 from app.wording import plain
 from core.domain.access import Permission, can
 from core.errors import ModelBoardError
-from core.services.alerts import acknowledge, all_alerts, resolve
+from core.services.alerts import SEVERITY_WORDS, STATUS_WORDS, acknowledge, all_alerts, describe, resolve
 
 user = state.viewer().user
 st.title("Alerts")
@@ -23,46 +23,49 @@ if not alerts:
     st.success("No alert to show.", icon=":material/check_circle:")
     st.stop()
 st.dataframe(pd.DataFrame({
-    "Severity": [a.severity for a in alerts], "Alert": [a.title for a in alerts],
-    "Status": [a.status for a in alerts], "Raised (UTC)": [a.raised_at for a in alerts]}),
+    "Severity": [SEVERITY_WORDS.get(a.severity, a.severity) for a in alerts], "Alert": [a.title for a in alerts],
+    "Status": [STATUS_WORDS.get(a.status, a.status) for a in alerts],
+    "Raised (UTC)": [f"{a.raised_at.day} {a.raised_at:%b %Y %H:%M}" for a in alerts]}),
     hide_index=True, width="stretch")
 
 asked = st.query_params.get("alert")
 ids = [a.id for a in alerts]
 chosen = st.selectbox("Open the alert", ids, index=ids.index(asked) if asked in ids else 0,
-                      format_func=lambda i: next(f"{a.severity.capitalize()}: {a.title}" for a in alerts if a.id == i))
+                      format_func=lambda i: next(f"{SEVERITY_WORDS.get(a.severity, a.severity)}: {a.title}"
+                                                 for a in alerts if a.id == i))
 alert = next(a for a in alerts if a.id == chosen)
+view = describe(alert, cache.glossary(user, alert.model))
 
 with st.container(border=True):
     icon = ":material/error:" if alert.severity == "critical" else ":material/warning:"
-    st.markdown(f"{icon} **{plain(alert.title)}**")  # bold, not a heading: a heading ends at the first line
-    st.write(plain(alert.message))
-    st.caption(f"{alert.severity.capitalize()} · {alert.status} · raised {alert.raised_at:%Y-%m-%d %H:%M} UTC "
-               f"by rule `{alert.rule}` on {plain(alert.model)}"
-               + (f" v{alert.version}" if alert.version is not None else ""))
-    evidence = alert.evidence
-    if "window_start" in evidence:
+    st.markdown(f"{icon} **{plain(view.title)}**")  # bold, not a heading: a heading ends at the first line
+    where = f"{plain(alert.model)}" + (f" v{alert.version}" if alert.version is not None else "")
+    st.caption(f"{view.severity} · {view.status} · {plain(view.kind)} · {where}"
+               + (f" · window {view.window}" if view.window else "")
+               + f" · raised {alert.raised_at.day} {alert.raised_at:%b %Y %H:%M} UTC")
+    st.write(plain(view.finding))
+    if view.measured:
         c1, c2, c3 = st.columns(3)
-        c1.metric("Window", str(evidence["window_start"])[:10])
-        c1.caption(f"to {str(evidence['window_end'])[:10]}; {evidence.get('predictions', 0):,} predictions, "
-                   f"{evidence.get('labelled', 0):,} with outcomes.")
-        c2.metric("Measured", f"{float(evidence['value']):.3g}")
-        c2.caption(f"Alert limit {evidence['threshold']}.")
-        c3.metric("Flagged per 100 patients", f"{float(evidence['flagged_share']) * 100:.0f}",
-                  delta=f"{(float(evidence['flagged_share']) - float(evidence['reference_flagged_share'])) * 100:+.0f}"
-                        " since sign-off", delta_color="off")
-        c3.caption(f"Mean predicted risk {float(evidence['mean_score']):.1%} (at sign-off "
-                   f"{float(evidence['reference_mean_score']):.1%}).")
-        drift = pd.DataFrame(evidence.get("drift", []))
-        if not drift.empty:
-            st.markdown("**Drift of each column in that window**")
-            st.dataframe(drift.rename(columns={"column": "Column", "score": "Drift score", "threshold": "Drift from",
-                                               "drifted": "Drifted"}), hide_index=True, width="stretch")
-        st.caption(f"Reference: {plain(str(evidence.get('reference', 'the sign-off data')))}.")
+        c1.metric("Window (last day included)", view.window or "—")
+        c2.metric(view.measured_label, view.measured)
+        c3.metric("Alert limit", view.limit)
+        for fact in view.facts:
+            st.caption(fact)
+    st.info(f"**Suggested next step.** {plain(view.next_step)}", icon=":material/lightbulb:")
+    if view.evidence:
+        title = "**Each input in that window**" if view.window else "**What was found**"
+        st.markdown(title)
+        st.dataframe(pd.DataFrame(list(view.evidence)), hide_index=True, width="stretch")
+        if view.evidence_note:
+            st.caption(view.evidence_note)
+    if "reference" in alert.evidence:
+        st.caption(f"Compared with: {plain(str(alert.evidence['reference']))}.")
+    if view.window:
         st.page_link(page_file("monitoring.py"), label="See this model on the Monitoring page",
                      icon=":material/monitoring:")
-    else:
-        st.json(evidence, expanded=False)
+    with st.expander("For data scientists: the rule and the stored evidence"):
+        st.code(f"rule: {view.raw_rule}\nalert id: {alert.id}\nmessage: {alert.message}", language="text")
+        st.code(view.raw_evidence, language="json")
     if alert.acknowledged_by:
         st.info(f"Acknowledged by {alert.acknowledged_by}: {plain(alert.acknowledgement or '')}",
                 icon=":material/done:")

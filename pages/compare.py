@@ -6,9 +6,9 @@ import streamlit as st
 
 from app import state
 from app.widgets import choose_evaluation
+from core.domain.glossary import attribute
+from core.metrics.comparison import SHOWN, gaps_in_words, groups_in_words, metric_sentences, metrics_in_words
 
-NAMES = {"auroc": "AUROC", "sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV",
-         "alerts_per_1000": "Alerts per 1,000 admissions"}
 user = state.viewer().user
 st.title("Compare")
 choice, evaluation = choose_evaluation(user, "Candidate")
@@ -17,27 +17,32 @@ if not comparison.get("available"):
     st.info(f"No comparison: {comparison.get('reason', 'this evaluation predates comparisons')}.")
     st.stop()
 prod = comparison["production_version"]
-st.caption(f"Candidate v{choice.version} against v{prod}, which held 'production' when the candidate was evaluated; "
-           f"both at threshold {comparison['threshold']:.2f} on the same patients. Intervals: {comparison['method']}.")
+outcome = str(evaluation.result.get("outcome", "the outcome"))
+outcome = outcome[:1].lower() + outcome[1:]
+st.caption(f"Candidate v{choice.version} against v{prod}, which was in clinical use when the candidate was "
+           f"evaluated; both flag a patient at a risk of {comparison['threshold']:.2f} or more, on the same patients. "
+           "Each change comes with a 95 % interval: the range the true change plausibly lies in.",
+           help=f"Intervals: {comparison['method']}.")
 
 metrics = pd.DataFrame(comparison["metrics"])
-fig = go.Figure()
+st.dataframe(metrics_in_words(metrics), hide_index=True, width="stretch")
+for sentence in metric_sentences(metrics, outcome):
+    st.markdown("- " + sentence)
+
 shown = metrics[metrics["metric"] != "alerts_per_1000"]
-fig.add_scatter(x=shown["difference"], y=shown["metric"].map(NAMES), mode="markers",
-                error_x={"type": "data", "symmetric": False, "array": shown["hi"] - shown["difference"],
-                         "arrayminus": shown["difference"] - shown["lo"]}, name="candidate − production")
+scale = 100.0  # rates in percentage points, AUROC × 100, on one axis
+fig = go.Figure()
+fig.add_scatter(x=shown["difference"] * scale, y=shown["metric"].map(lambda m: SHOWN[m][0]), mode="markers",
+                error_x={"type": "data", "symmetric": False, "array": (shown["hi"] - shown["difference"]) * scale,
+                         "arrayminus": (shown["difference"] - shown["lo"]) * scale}, name="candidate − production")
 fig.add_vline(x=0, line_dash="dash")
-fig.update_layout(title="Difference with 95 % interval (right of the line: the candidate is higher)",
-                  xaxis_title="candidate minus production")
+fig.update_layout(title="Change with its 95 % interval (right of the line: the candidate is higher)",
+                  xaxis_title="candidate minus production (percentage points; AUROC × 100)", showlegend=False)
 st.plotly_chart(fig, width="stretch")
-for _, m in metrics.iterrows():
-    unchanged = m["lo"] <= 0 <= m["hi"]
-    clear = " — the interval includes no change" if unchanged else " — a real change: the interval excludes zero"
-    st.markdown(f"- **{NAMES[m['metric']]}**: {m['production']:.3f} → {m['candidate']:.3f} "
-                f"({m['difference']:+.3f}; 95 % interval {m['lo']:+.3f} to {m['hi']:+.3f}){clear}")
 
 flips = comparison["flips"]
 st.subheader("Patients whose decision flips")
+st.markdown(f"Of {sum(flips.values()):,} patients, {flips['unchanged']:,} get the same decision from both versions.")
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Newly caught", flips["newly_caught"])
 c1.caption("Developed the outcome; flagged only by the candidate.")
@@ -48,13 +53,11 @@ c3.caption("Did not develop it; flagged only by the candidate.")
 c4.metric("False alarms removed", flips["false_alarms_removed"])
 c4.caption("Did not develop it; flagged only by production.")
 
-st.subheader("Subgroups")
+st.subheader("Groups of patients")
 gaps = pd.DataFrame(comparison["gaps"])
 if not gaps.empty:
-    st.dataframe(gaps.rename(columns={"attribute_set": "attribute", "gap_candidate": "sensitivity gap, candidate",
-                                      "gap_production": "sensitivity gap, production", "gap_change": "change"}),
-                 hide_index=True, width="stretch")
-    st.caption("Gap = best minus worst group sensitivity among groups with enough patients; a positive change "
-               "means the candidate treats groups less equally.")
-groups = pd.DataFrame(comparison["subgroups"])
-st.dataframe(groups[groups["attribute_set"] != "overall"], hide_index=True, width="stretch")
+    st.dataframe(gaps_in_words(gaps, attribute), hide_index=True, width="stretch")
+    st.caption("Gap = the best group's sensitivity minus the worst group's, among groups with enough patients to "
+               "judge; a positive change means the candidate treats groups less equally.")
+st.dataframe(groups_in_words(pd.DataFrame(comparison["subgroups"]), attribute), hide_index=True, width="stretch")
+st.caption("Sensitivity and specificity per 100 patients of the group; change in percentage points of sensitivity.")

@@ -1,60 +1,82 @@
-"""Explanations: why the model decides, from SHAP values ModelBoard computed once per evaluation."""
-
-import math
+"""Explanations: what pushes the model's risk up or down, overall and for one patient, from the SHAP values
+ModelBoard computed once per evaluation; effects in percentage points of risk where the model allows it."""
 
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import state
+from app import cache, state
 from app.widgets import choose_evaluation
+from core.domain.glossary import attribute as attribute_words
 from core.services import review
 
+METHOD_TOGGLE = "Show the method (for data scientists)"
 user = state.viewer().user
 st.title("Explanations")
 choice, evaluation = choose_evaluation(user, "Model version")
-view = review.explanation_view(evaluation)
+glossary = cache.glossary(user, choice.model)
+view = review.explanation_view(evaluation, glossary)
 if view is None:
     st.info("This evaluation was stored without explanations; submit the version again to compute them.")
     st.stop()
-st.caption(f"SHAP values by {view.method}, in {view.units}; background: {view.background}. A positive value "
-           "pushes the patient's risk up, a negative one down.")
+scale = view.scale
+st.caption(f"How much each input pushed the predicted risk up or down, in {scale}. A positive effect raises the "
+           "risk, a negative one lowers it. These describe the model, not the patient's physiology.",
+           help="Raw input names are shown when you hover over a bar or a dot.")
+if st.toggle(METHOD_TOGGLE):
+    st.code(view.method_note, language=None)
 
+st.subheader("What drives the model's risk overall")
 top = view.importance.head(10).iloc[::-1]
-st.plotly_chart(px.bar(top, x="mean_abs_shap", y="feature", orientation="h",
-                       title="What drives the model overall (mean |SHAP|)",
-                       labels={"mean_abs_shap": f"average impact on the prediction ({view.units})", "feature": ""}),
-                width="stretch")
-leader = view.importance.iloc[0]
-st.markdown(f"The strongest driver is **{leader['feature']}**.")
-
-swarm = view.swarm[view.swarm["feature"].isin(top["feature"])]
-fig = px.scatter(swarm, x="shap", y="feature", color="value_rank", opacity=0.5,
-                 color_continuous_scale="RdBu_r", category_orders={"feature": list(top["feature"][::-1])},
-               title="Each dot is a patient: where their value pushed the prediction",
-                 labels={"shap": f"SHAP value ({view.units})", "value_rank": "input value (low → high)",
-                         "feature": ""})
+fig = px.bar(top, x="effect", y="name", orientation="h", custom_data=["feature"],
+             title=f"Average influence on the risk ({scale}, ignoring direction)",
+             labels={"effect": f"average influence ({scale})", "name": ""})
+fig.update_traces(hovertemplate="%{y}: %{x:.2f}<br>input %{customdata[0]}<extra></extra>")
 st.plotly_chart(fig, width="stretch")
+leader = view.importance.iloc[0]
+unit = " percentage points" if view.in_points else ""
+st.markdown(f"The strongest driver is **{leader['name']}**: on average it moves a patient's risk by "
+            f"{leader['effect']:.1f}{unit}, up or down.")
 
-attribute = st.selectbox("Mean |SHAP| by group of", sorted(view.by_group["attribute"].unique()))
-groups = view.by_group[(view.by_group["attribute"] == attribute) & view.by_group["feature"].isin(top["feature"])]
-st.plotly_chart(px.bar(groups, x="feature", y="mean_abs_shap", color="group", barmode="group",
-                       title=f"Does the model lean on the same inputs for every {attribute} group?"),
-                width="stretch")
+order = list(top["name"][::-1])
+swarm = view.swarm[view.swarm["feature"].isin(top["feature"])]
+fig = px.scatter(swarm, x="effect", y="name", color="value_rank", opacity=0.5, custom_data=["feature"],
+                 color_continuous_scale="RdBu_r", category_orders={"name": order},
+                 title="Each dot is a patient: how their value pushed the risk up or down",
+                 labels={"effect": f"effect on the risk ({scale})", "value_rank": "the patient's value (low → high)",
+                         "name": ""})
+fig.update_traces(hovertemplate="%{x:.2f}<br>input %{customdata[0]}<extra></extra>")
+st.plotly_chart(fig, width="stretch")
+st.caption("Colour shows where the patient's value stands among these patients (blue low, red high); grey: not "
+           "recorded. Right of zero the input raised the risk, left of it lowered it.")
 
-st.subheader("One patient")
+attributes = sorted(view.by_group["attribute"].unique()) if not view.by_group.empty else []
+if attributes:
+    attribute = st.selectbox("Compare groups by", attributes, format_func=attribute_words)
+    words = attribute_words(attribute)
+    groups = view.by_group[(view.by_group["attribute"] == attribute) & view.by_group["feature"].isin(top["feature"])]
+    fig = px.bar(groups, x="name", y="share", color="group", barmode="group", custom_data=["feature"],
+                 title=f"Does the model lean on the same inputs in every group? ({words})",
+                 labels={"name": "", "share": "share of the group's total influence", "group": words})
+    fig.update_layout(yaxis_tickformat=".0%")
+    st.plotly_chart(fig, width="stretch")
+    st.caption("Bars of similar height in every group: the model relies on the same inputs for all of them.")
+
+st.subheader("One patient: what pushed this patient's risk up or down")
 kinds = sorted(view.patients["kind"].unique())
 kind = st.selectbox("Show", kinds, index=kinds.index(next((k for k in kinds if k.startswith("missed")), kinds[0])))
 candidates = view.patients[view.patients["kind"] == kind]
 patient = st.selectbox("Patient (encounter)", candidates["encounter_id"].tolist())
-row = candidates[candidates["encounter_id"] == patient].iloc[0]
-parts = review.patient_contributions(evaluation, patient)
-labels = [f"{f} = {review.format_value(v)}" for f, v in zip(parts["feature"], parts["value"], strict=True)]
-fig = go.Figure(go.Waterfall(orientation="h", y=labels, x=parts["shap"], base=view.base_value))
-fig.update_layout(title=f"Why {patient} scored {row['score']:.2f}", xaxis_title=f"prediction ({view.units})",
-                  yaxis={"autorange": "reversed"})
+explained = review.patient_explanation(evaluation, patient, view, glossary)
+rows = explained.rows
+fig = go.Figure(go.Waterfall(orientation="h", y=[*rows["label"], "Predicted risk" if view.in_points else "Output"],
+                             x=[*rows["effect"], 0], base=explained.start,
+                             measure=["relative"] * len(rows) + ["total"], textposition="outside",
+                             text=[*(f"{v:+.1f}" for v in rows["effect"]), f"{explained.end:.1f}"],
+                             customdata=[*rows["feature"], ""],
+                             hovertemplate="%{y}: %{text}<br>input %{customdata}<extra></extra>"))
+fig.update_layout(title=f"What pushed the risk of {patient} up or down ({scale})",
+                  xaxis_title="predicted risk (%)" if view.in_points else "the model's output",
+                  yaxis={"autorange": "reversed"}, showlegend=False)
 st.plotly_chart(fig, width="stretch")
-final = view.base_value + parts["shap"].sum()
-risk = 1 / (1 + math.exp(-final)) if view.units == "log-odds" else final
-st.caption(f"Starting from the average prediction, each input moves this patient's prediction; the end point "
-           f"corresponds to a risk of {risk:.0%}. Outcome: {kind}.")
+st.caption(explained.sentence)

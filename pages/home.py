@@ -7,7 +7,7 @@ import streamlit as st
 from app import cache, state
 from app.navigation import page_file
 from app.wording import plain
-from core.domain.access import CLINICAL_ROLES, ROLE_LABELS, Permission, can
+from core.domain.access import ROLE_LABELS, Permission, can
 from core.domain.clock import utc_now
 from core.errors import ModelBoardError
 from core.services.alerts import acknowledge, open_alerts
@@ -22,6 +22,7 @@ st.write(f"Welcome, {plain(user.full_name)} — {ROLE_LABELS[user.role].lower()}
 
 items = cache.attention(user)
 in_review = [i for i in items if i.status_label.startswith("In clinical review")]
+yours = [i for i in items if i.awaits_you]
 in_use = [i for i in items if "production" in i.aliases]
 
 c1, c2, c3 = st.columns(3)
@@ -33,8 +34,11 @@ c3.metric("Waiting for clinical review", len(in_review))
 c3.caption("Submitted versions that need clinicians' sign-off before any patient use.")
 
 st.subheader("Needs your attention")
-if user.role in CLINICAL_ROLES and not in_review:
+if can(user, Permission.SIGN_OFF) and not yours:
     st.success("Nothing waits for your review right now.", icon=":material/check_circle:")
+for item in yours:  # the link opens Sign-off on exactly this version
+    st.page_link(page_file("sign_off.py"), label=f"{item.model} v{item.version} waits for your review",
+                 icon=":material/rate_review:", query_params={"model": item.model, "version": str(item.version)})
 if can(user, Permission.MANAGE_USERS):
     for account in locked_accounts(cache.store(), user):
         st.warning(f"Account {account.username} ({plain(account.full_name)}) is locked after repeated failed logins "

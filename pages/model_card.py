@@ -4,9 +4,11 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import cache, state
+from app import cache, signing, state
+from app.widgets import choose_version
 from app.wording import plain
 from core.domain.access import Permission, can
+from core.domain.card_words import CODE, card_value_in_words
 from core.domain.model_card import FIELDS, NARRATIVE_KEYS, SECTIONS, to_chai_xml, to_html, to_markdown
 from core.errors import ValidationError
 from core.services import model_card, signoff
@@ -17,13 +19,8 @@ FACTS = ("Summary", "Mechanism", "Validation and performance", "Uses and directi
 user = state.viewer().user
 store = cache.store()
 st.title("Model card")
-models = [m.name for m in cache.models(user)]
-if not models:
-    st.info("No registered models yet.")
-    st.stop()
-left, right = st.columns(2)
-model = left.selectbox("Registered model", models, index=models.index("sepsis-icu") if "sepsis-icu" in models else 0)
-version = right.selectbox("Version", [v.version for v in cache.versions(user, model)], format_func=lambda n: f"v{n}")
+model, option = choose_version(user, model_key="card_model", version_key="card_version")
+version = option.version
 card = cache.card(user, model, version)
 evaluation = latest_evaluation(store, user, model, version)
 digest = model_card.record_rendered(store, user, card, evaluation.id if evaluation else None)
@@ -34,12 +31,23 @@ if card.missing_required:
 else:
     st.success("Every required field is filled.", icon=":material/check_circle:")
 
+words = cache.glossary(user, model)
+
+
+def shown(key: str, value: str) -> tuple[str, str | None]:
+    """The value in words as markdown (settings kept exact as code), and the stored value for the tooltip."""
+    found = card_value_in_words(value, words, input_list=key == "inputs")
+    text = "".join(p if p.startswith("`") else plain(p) for p in CODE.split(found.text))
+    return text, (f"As stored: {found.raw}" if found.raw else None)
+
+
 st.subheader("Model facts")
 for name in FACTS:
     with st.container(border=True):
         st.markdown(f"**{name}**")
         for field, value in card.section(name):
-            st.markdown(f"*{field.label}:* {plain(value)}" if value else f"*{field.label}:* — not provided")
+            text, raw = shown(field.key, value) if value else ("— not provided", None)
+            st.markdown(f"*{field.label}:* {text}", help=raw)
 
 with st.expander("Full detail with ONC HTI-1 source attributes and CHAI sections"):
     for name in SECTIONS:
@@ -47,23 +55,25 @@ with st.expander("Full detail with ONC HTI-1 source attributes and CHAI sections
         for field, value in card.section(name):
             refs = f" · HTI-1 ({', '.join(map(str, field.hti1))})" if field.hti1 else ""
             st.markdown(f"**{field.label}** — from {field.source.replace('_', ' ')}{refs} · CHAI {field.chai}")
-            st.text(value or "not provided")
+            text, raw = shown(field.key, value) if value else ("not provided", None)
+            st.markdown(text, help=raw)
 
 production, changes = cache.card_changes(user, model, version)
 if changes:
     with st.expander(f"What changed since v{production}, the version in production ({len(changes)} fields)"):
-        st.dataframe(changes, hide_index=True, width="stretch")
+        st.dataframe([{k: card_value_in_words(v, words).text for k, v in c.items()} for c in changes],
+                     hide_index=True, width="stretch")
 
 st.subheader("Signatures")
 signatures = signoff.signatures_for(store, user, model, version)
 for signature in signatures:
-    st.markdown(f"- {plain(signature.manifestation())}")
+    st.markdown(f"- {plain(signature.manifestation())}", help=signing.signed_fingerprints(signature))
 if not signatures:
     st.caption("No one has signed this version yet (see the Sign-off page).")
 card = replace(card, signatures=tuple(s.manifestation() for s in signatures))  # shown in every export
 
-st.caption(f"Card fingerprint (SHA-256, without signatures): {digest}. Each signature names the fingerprint of "
-           "the card it was given for.")
+st.caption(f"Card fingerprint (SHA-256 without signatures, first 8 characters): {digest[:8]}…. Each signature "
+           "names the fingerprint of the card it was given for.", help=f"Full card fingerprint: {digest}")
 c1, c2, c3, c4 = st.columns(4)
 base = f"model-card-{model}-v{version}"
 # Each export is produced only when its button is clicked (deferred data), not on every render.

@@ -5,53 +5,55 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import state
-from app.inputs_panel import inputs_table, scoring_note
+from app import cache, state
 from app.widgets import choose_evaluation
-from app.wording import calibration_lines
+from app.wording import (
+    calibration_lines,
+    calibration_methods,
+    inputs_in_words,
+    performance_rows,
+    robustness_rows,
+    scoring_words,
+)
+from core.domain.glossary import per100
 from core.services.input_review import inputs_view
 
-WORDS = {
-    "auroc": ("AUROC", "Chance that a patient who developed {o} scores higher than one who did not."),
-    "auprc": ("AUPRC", "Average precision across thresholds; most useful when {o} is rare."),
-    "sensitivity": ("Sensitivity", "Of 100 patients who developed {o}, the model flagged {p}."),
-    "specificity": ("Specificity", "Of 100 patients who did not develop {o}, the model left {p} alone."),
-    "ppv": ("PPV", "Of 100 flagged patients, {p} developed {o} (depends on how common it is)."),
-    "npv": ("NPV", "Of 100 patients not flagged, {p} did not develop {o}."),
-    "f1": ("F1", "Balance of sensitivity and PPV."),
-    "brier": ("Brier score", "Mean squared error of the predicted risk (0 is perfect)."),
-}
+METHOD_TOGGLE = "Show the method (for data scientists)"
 user = state.viewer().user
 st.title("Performance")
 choice, evaluation = choose_evaluation(user)
+glossary = cache.glossary(user, choice.model)
 result = evaluation.result
 outcome = str(result.get("outcome", "the outcome"))
 outcome = outcome[:1].lower() + outcome[1:]
 detail = result["overall_detail"]
-st.caption(f"Evaluated by ModelBoard on {result['n']:,} patients ({result['data_source']}) at threshold "
-           f"{result['threshold']}; {detail['alerts_per_100']:.0f} alerts per 100 admissions; prevalence "
-           f"{detail['prevalence']:.1%}.")
+st.caption(f"Evaluated by ModelBoard on {result['n']:,} patients ({result['data_source']}), flagging a patient at a "
+           f"risk of {result['threshold']} or more: {detail['alerts_per_100']:.0f} alerts per 100 admissions; "
+           f"{per100(detail['prevalence'])} patients developed {outcome}.")
+scoring = result.get("scoring") or {}
 inputs = inputs_view(evaluation)
-scoring_note(inputs)
+if scoring:
+    st.caption(":material/verified: " + scoring_words(scoring, outcome)
+               + (" Inputs were read from the model's logged input example (it has no signature)."
+                  if inputs is not None and inputs.inputs_from == "input example" else ""),
+               help=str(scoring.get("sentence", "")))
+if inputs is not None and inputs.complete_case:
+    st.warning(inputs.complete_case, icon=":material/person_remove:")
+methods = st.toggle(METHOD_TOGGLE)
+if methods:
+    st.code(f"{scoring.get('sentence', '')}\n{calibration_methods(result['calibration'])}", language=None)
 
-rows = []
-for key, (name, sentence) in WORDS.items():
-    m = detail[key]
-    value = m["value"]
-    rows.append({"Metric": name, "Value": value, "95 % interval": f"{m['lo']:.3f}–{m['hi']:.3f}"
-                 if m["lo"] is not None else "undefined", "Method": m["method"],
-                 "In plain words": sentence.format(o=outcome, p=f"{value * 100:.0f}" if value is not None else "?")})
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"Value": st.column_config.NumberColumn(format="%.3f")})
+st.dataframe(performance_rows(detail, outcome, methods=methods), hide_index=True, width="stretch")
 
 cal = result["calibration"]
 curve = pd.DataFrame(cal["curve"])
 fig = go.Figure()
 fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash"}, name="perfect calibration")
 fig.add_scatter(x=curve["mean_predicted"], y=curve["observed_rate"], mode="lines+markers", name="this model",
-                text=curve["count"], hovertemplate="predicted %{x:.2f}, observed %{y:.2f} (n=%{text})")
+                text=curve["count"], hovertemplate="predicted %{x:.0%}, observed %{y:.0%} (%{text} patients)")
 fig.update_layout(title="Calibration: when the model says x %, how many develop it?",
-                  xaxis_title="predicted risk", yaxis_title="observed share")
+                  xaxis={"title": "predicted risk", "tickformat": ".0%"},
+                  yaxis={"title": "share who developed it", "tickformat": ".0%"})
 st.plotly_chart(fig, width="stretch")
 for line in calibration_lines(cal, outcome):
     st.markdown(line)
@@ -72,23 +74,20 @@ latency = result["latency"]
 st.markdown(f"**Speed:** one patient scored in {latency['median_ms']:.1f} ms (median), {latency['p95_ms']:.1f} ms "
             f"(95th percentile); all {latency['rows']:,} in {latency['batch_seconds']:.2f} s.")
 
-
 if inputs is not None:
-    inputs_table(inputs)
+    st.markdown("**The model's inputs, as the evaluation data gave them** (types from the model's signature; "
+                "missing values were passed to the model as missing, never filled in):")
+    st.dataframe(inputs_in_words(inputs.table, glossary), hide_index=True, width="stretch")
+    for sentence in inputs.flagged:
+        st.markdown("- " + sentence)
+    if methods:
+        st.code("\n".join(f"{raw}: {glossary.input(str(raw)).with_unit()}" for raw in inputs.table["Input"]),
+                language=None)
 
-
-def effect(probe: dict[str, object] | None) -> str:
-    if probe is None:
-        return "not probed"
-    if probe["error"]:
-        return f"the model fails ({probe['error']})"
-    moved = float(probe["mean_abs_score_change"])  # type: ignore[arg-type]
-    return f"risk moves {moved * 100:.1f} points on average"
-
-
-robust = pd.DataFrame([{"Input": r["feature"], "Set to a missing value": effect(r.get("missing")),
-                        "Set to an absurd value or an unseen category": effect(r.get("out_of_range"))}
-                       for r in result["robustness"]])
+robust, errors = robustness_rows(result["robustness"], glossary)
 st.markdown("**Robustness:** what happens to the predicted risk when an input is missing, far outside the range "
             "seen, or a category the model never saw? (200 patients, one input changed at a time)")
 st.dataframe(robust, hide_index=True, width="stretch")
+if errors:
+    with st.expander("The errors the model raised (for data scientists)"):
+        st.code("\n\n".join(errors), language=None)

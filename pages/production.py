@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, state
-from core.services.production import daily_summary, logged_models
+from core.services.production import daily_summary, daily_table, logged_models
 
 user = state.viewer().user
 st.title("Production log")
@@ -25,7 +25,7 @@ c1.caption(f"Over {len(daily)} days, about {total / max(len(daily), 1):.0f} admi
 c2.metric("Alerts per 100 admissions", f"{flagged * 100:.1f}")
 c2.caption(f"Of 100 admissions scored, the model flagged about {flagged * 100:.0f} as at risk.")
 c3.metric("Days covered", len(daily))
-c3.caption(f"From {daily['day'].min()} to {daily['day'].max()}.")
+c3.caption(f"From {daily['day'].min():%d %b %Y} to {daily['day'].max():%d %b %Y}.")
 
 fig = go.Figure()
 fig.add_scatter(x=daily["day"], y=daily["flagged_share"] * 100, name="Flagged per 100 admissions", mode="lines")
@@ -33,8 +33,9 @@ fig.add_scatter(x=daily["day"], y=daily["outcome_rate"] * 100, name="Developed t
 fig.add_scatter(x=daily["day"], y=daily["mean_score"] * 100, name="Mean predicted risk (%)", mode="lines",
                 line={"dash": "dot"})
 fig.update_layout(title="Daily alerts, outcomes and predicted risk", yaxis_title="per 100 admissions / %",
-                  legend={"orientation": "h"})
+                  legend={"orientation": "h"}, xaxis={"type": "date", "tickformat": "%d %b %Y"})
 st.plotly_chart(fig, width="stretch")
 st.caption("If the flagged share climbs while the outcome rate stays flat, the model's inputs may have "
            "shifted (for example a lab changing its assay): the Monitoring page tests that per input and week.")
-st.dataframe(daily, hide_index=True, width="stretch")
+st.dataframe(daily_table(daily), hide_index=True, width="stretch")
+st.caption("Developed the outcome: among patients whose outcome has arrived; '—' on days with none yet.")

@@ -6,7 +6,26 @@ import streamlit as st
 
 from app import cache, state
 from app.wording import METRIC_NAMES, explain, plain
+from core.domain.glossary import words
 from core.domain.models import KEY_METRICS
+from core.services.audit import HEX, short_id
+
+# Run metrics and counts MLflow runs commonly log, in words; anything else is its name put into words.
+RUN_METRICS = METRIC_NAMES | {"n_derivation": "Patients in the derivation cohort (training)",
+                              "n_validation": "Patients in the validation cohort (evaluation)",
+                              "decision_threshold": "Decision threshold", "val_prevalence": "How common (validation)",
+                              "val_ece": "Calibration error (validation)"}
+
+
+def _metric_text(value: float | None) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 10 else f"{value:.3f}"
+
+
+def _hex_short(text: str) -> str:
+    return HEX.sub(lambda m: short_id(m.group(0)), text)
+
 
 user = state.viewer().user
 st.title("Model registry")
@@ -32,9 +51,9 @@ table = pd.DataFrame([{
     "Version": v.version,
     "Aliases": ", ".join(v.aliases) or "—",
     "Status": v.status_label,
-    **{METRIC_NAMES[k]: v.key_metrics.get(k) for k in KEY_METRICS},
-    "Logged by": v.logged_by,
-    "Logged at (UTC)": v.created_at,
+    **{METRIC_NAMES[k]: _metric_text(v.key_metrics.get(k)) for k in KEY_METRICS},
+    "Logged by": v.logged_by or "—",
+    "Logged at (UTC)": f"{v.created_at:%d %b %Y %H:%M}",
 } for v in versions])
 st.dataframe(table, hide_index=True, width="stretch")
 
@@ -64,30 +83,44 @@ for col, key in zip(cols, KEY_METRICS, strict=False):
         col.metric(METRIC_NAMES[key], f"{detail.metrics[key]:.3f}")
         col.caption(explain(key, detail.metrics[key], outcome))
 
-lineage, params, metrics, tags = st.tabs(["Lineage", "Parameters", "All metrics", "Tags"])
+lineage, metrics, raw = st.tabs(["Lineage", "All metrics", "Parameters and tags (for data scientists)"])
 with lineage:
     st.dataframe(pd.DataFrame([
-        {"Fact": "Run id", "Value": summary.run_id or "—"},
+        {"Fact": "Run", "Value": short_id(summary.run_id) or "—"},
         {"Fact": "Run name", "Value": detail.run_name or "—"},
-        {"Fact": "Logged by", "Value": summary.logged_by},
-        {"Fact": "Logged at (UTC)", "Value": str(summary.created_at)},
-        {"Fact": "Git commit of the training code", "Value": detail.git_commit or "not logged"},
-        {"Fact": "Model artifact source", "Value": detail.source},
+        {"Fact": "Logged by", "Value": summary.logged_by or "—"},
+        {"Fact": "Logged at (UTC)", "Value": f"{summary.created_at:%d %b %Y %H:%M}"},
+        {"Fact": "Git commit of the training code", "Value": short_id(detail.git_commit) or "not logged"},
+        {"Fact": "Model artifact source", "Value": _hex_short(detail.source)},
     ]), hide_index=True, width="stretch")
+    st.caption("Ids are shortened to 8 characters; the full run id, commit and source are under 'Parameters and "
+               "tags'.")
     st.markdown("**Datasets logged with the run** (derivation cohort = training, validation cohort = evaluation)")
     if detail.datasets:
-        st.dataframe(pd.DataFrame([{"Context": d.context, "Name": d.name, "Digest": d.digest,
-                                    "Rows": d.rows, "Source": d.source_type} for d in detail.datasets]),
+        st.dataframe(pd.DataFrame([{"Used for": words(d.context), "Name": d.name, "Fingerprint": short_id(d.digest),
+                                    "Rows": f"{d.rows:,}" if d.rows is not None else "—",
+                                    "Source": words(d.source_type)} for d in detail.datasets]),
                      hide_index=True, width="stretch")
     else:
         st.caption("No dataset was logged with this run.")
-with params:
-    st.dataframe(pd.DataFrame(sorted(detail.params.items()), columns=["Parameter", "Value"]),
-                 hide_index=True, width="stretch")
 with metrics:
-    st.dataframe(pd.DataFrame(sorted(detail.metrics.items()), columns=["Metric", "Value"]),
+    st.dataframe(pd.DataFrame([{"Metric": RUN_METRICS.get(k, words(k)), "Value": _metric_text(v)}
+                               for k, v in sorted(detail.metrics.items())], columns=["Metric", "Value"]),
                  hide_index=True, width="stretch")
-with tags:
-    rows = [("version", k, v) for k, v in detail.version_tags.items()]
-    rows += [("run", k, v) for k, v in detail.run_tags.items()]
-    st.dataframe(pd.DataFrame(rows, columns=["On", "Tag", "Value"]), hide_index=True, width="stretch")
+    st.caption("As logged by the model's authors in MLflow; raw names are under 'Parameters and tags'.")
+with raw:
+    st.caption("As MLflow stores them, for matching this page to the training code.")
+    ids = {"run_id": summary.run_id, "git_commit": detail.git_commit, "source": detail.source}
+    st.code("\n".join(f"{k} = {v}" for k, v in ids.items()), language="text")
+    st.markdown("**Parameters**")
+    st.code("\n".join(f"{k} = {v}" for k, v in sorted(detail.params.items())) or "(none)", language="text")
+    st.markdown("**Metrics**")
+    st.code("\n".join(f"{k} = {v}" for k, v in sorted(detail.metrics.items())) or "(none)", language="text")
+    st.markdown("**Tags**")
+    tags = [f"version  {k} = {v}" for k, v in sorted(detail.version_tags.items())]
+    tags += [f"run      {k} = {v}" for k, v in sorted(detail.run_tags.items())]
+    st.code("\n".join(tags) or "(none)", language="text")
+    if detail.datasets:
+        st.markdown("**Datasets**")
+        st.code("\n".join(f"{d.context}  {d.name}  {d.digest}  {d.source_type}" for d in detail.datasets),
+                language="text")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import cache, signing, state
+from app.widgets import choose_version
 from app.wording import plain
 from core.domain.access import Permission, can
 from core.domain.signoff import Signature
@@ -22,26 +23,16 @@ st.caption("A version reaches patients only when every gate passes and the peopl
            "Signing asks for your username and password again.")
 for message in state.take_flash():  # what the last signature did, above the refreshed gates and quorum
     st.success(message, icon=":material/draw:")
-models = [m.name for m in cache.models(user)]
-if not models:
-    st.info("No registered models yet.")
-    st.stop()
-left, right = st.columns(2)
-asked = st.query_params.get("model")
-preferred = asked if asked in models else "sepsis-icu" if "sepsis-icu" in models else models[0]
-model = left.selectbox("Registered model", models, index=models.index(preferred))
-numbers = [v.version for v in cache.versions(user, model)]
-asked_version = st.query_params.get("version")
-default = numbers.index(int(asked_version)) if asked_version and asked_version.isdigit() and \
-    int(asked_version) in numbers else 0
-version = right.selectbox("Version", numbers, index=default, format_func=lambda n: f"v{n}")
+model, option = choose_version(user, model_key="signoff_model", version_key="signoff_version")
+version = option.version
 
 with st.spinner("Checking the gates, the signatures and the model's files…"):
     current = signoff.sign_off_state(store, registry, user, model, version)
 # What this render shows is what a signature submitted from it refers to (the form's rerun recomputes `current`).
 shown_key = f"signoff-shown:{model}:{version}"
-shown = st.session_state.get(shown_key, (current.evidence.card_sha256, current.evidence.evaluation_id))
-st.session_state[shown_key] = (current.evidence.card_sha256, current.evidence.evaluation_id)
+now_shown = (current.evidence.card_sha256, current.evidence.evaluation_id, current.failing_gates)
+shown = st.session_state.get(shown_key, now_shown)
+st.session_state[shown_key] = now_shown
 
 if current.in_production:
     st.info(f"{model} v{version} holds the 'production' alias: it is the version in clinical use.",
@@ -68,11 +59,10 @@ if not current.standings:
     st.caption("No one has signed this version yet.")
 for item in current.standings:
     with st.container(border=True):
-        st.markdown(plain(item.signature.manifestation()))
+        st.markdown(plain(item.signature.manifestation()), help=signing.signed_fingerprints(item.signature))
         st.caption(f"Rationale: {plain(item.signature.rationale)}")
         st.caption("Counts." if item.valid else f"Does not count — {item.reason}.")
-st.caption(f"Fingerprints now — card {current.evidence.card_sha256}, evaluation "
-           f"{current.evidence.evaluation_sha256 or 'none'}, model files {current.evidence.artifact_sha256}.")
+signing.fingerprints(current.evidence)
 
 
 def _outcome(signature: Signature, promoted: promotion.Promotion | None) -> None:
@@ -103,12 +93,14 @@ elif not current.in_production:
         st.caption("Electronic signature: enter both components again.")
         username = st.text_input("Username (signature)", max_chars=64)
         password = st.text_input("Password (signature)", type="password", max_chars=256)
+        acknowledged = signing.eyes_open(current.outlook(user))
         if st.form_submit_button("Sign", type="primary", icon=":material/draw:"):
             decision = DECISION_WORDS[choice]
             population = current.use_case.target_population if current.use_case else "the intended population"
             request = SignatureRequest(model, version, decision,
                                        meaning.strip() or DEFAULT_MEANING[decision].format(population=population),
-                                       rationale, username, password, shown[0], shown[1])
+                                       rationale, username, password, shown[0], shown[1],
+                                       acknowledged_gates=shown[2] if acknowledged else ())
             try:
                 with st.spinner("Checking your signature and the policy…"):
                     signature, promoted = signoff.sign(cache.settings(), store, registry, user, request)
@@ -117,5 +109,5 @@ elif not current.in_production:
             else:
                 _outcome(signature, promoted)
 
-signing.exception_form(user, current, shown, _outcome)
+signing.exception_form(user, current, shown[:2], _outcome)
 signing.rollback_form(user, current)

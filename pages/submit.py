@@ -6,7 +6,9 @@ import streamlit as st
 
 from app import cache, state
 from app.wording import criterion_verdict
+from core.domain.glossary import attribute
 from core.errors import ModelBoardError, NotFound, ValidationError
+from core.services.audit import short_id
 from core.services.packaged_model import submit_packaged_upload
 from core.services.submission import (
     Progress,
@@ -33,7 +35,8 @@ model = st.selectbox("Registered model", models)
 try:
     use_case = use_case_for_model(cache.store(), user, model)
     st.caption(f"Use case **{use_case.name}** v{use_case.version}: threshold {use_case.threshold}, outcome column "
-               f"`{use_case.label}`, sensitive attributes {', '.join(use_case.sensitive_attributes)}.")
+               f"`{use_case.label}`, groups checked for fairness: "
+               f"{', '.join(attribute(a) for a in use_case.sensitive_attributes) or 'none named'}.")
 except NotFound as exc:
     st.warning(str(exc), icon=":material/warning:")
     st.stop()
@@ -106,6 +109,13 @@ if st.button("Submit for clinical review", type="primary"):
 st.subheader("Your submissions")
 mine = submissions_by(cache.store(), user)
 if mine:
-    st.dataframe(mine, hide_index=True, width="stretch")
+    st.dataframe([{
+        "Evaluation": short_id(m["id"]), "Model": f"{m['model_name']} v{m['model_version']}",
+        "Status": str(m["status"]).replace("_", " "),
+        "Submitted (UTC)": f"{m['submitted_at']:%d %b %Y %H:%M}" if m["submitted_at"] else "—",
+        "Finished (UTC)": f"{m['finished_at']:%d %b %Y %H:%M}" if m["finished_at"] else "—",
+        "Failed criteria": "; ".join(m["failed_criteria"]) or "none", "Error": m["error"] or "—",
+    } for m in mine], hide_index=True, width="stretch")
+    st.caption("Evaluation ids are shortened to 8 characters; the audit log export carries them in full.")
 else:
     st.caption("You have not submitted anything yet.")

@@ -5,6 +5,7 @@ import streamlit as st
 from app import cache, state
 from app.wording import plain
 from core.domain.access import Permission, can
+from core.domain.glossary import attribute
 from core.errors import ValidationError
 from core.services import usecases
 
@@ -24,12 +25,15 @@ if found:
                 f"(column `{chosen.label}`)")
     st.markdown(f"**Threshold.** A patient is flagged when the predicted risk is {chosen.threshold:.2f} or more.  \n"
                 f"**Models governed.** {', '.join(chosen.models)}  \n**Groups checked for fairness.** "
-                f"{', '.join(chosen.sensitive_attributes)}")
+                f"{', '.join(attribute(a) for a in chosen.sensitive_attributes) or 'none named'}")
     st.markdown("**Minimum criteria**")
     for sentence in chosen.plain_criteria():
         st.markdown(f"- {sentence}")
     st.markdown("**Versions**")
-    st.dataframe(usecases.use_case_history(store, user, chosen.name), hide_index=True, width="stretch")
+    st.dataframe([{"Version": h["version"], "Imported by": h["imported_by"] or "—",
+                   "Imported (UTC)": f"{h['imported_at']:%d %b %Y %H:%M}" if h["imported_at"] else "—",
+                   "Threshold": f"{h['threshold']:.2f}", "Models": h["models"] or "—", "Criteria": h["criteria"] or "—"}
+                  for h in usecases.use_case_history(store, user, chosen.name)], hide_index=True, width="stretch")
     st.download_button("Export as YAML", lambda: usecases.export_yaml(store, user, chosen.name),
                        file_name=f"{chosen.name}-v{chosen.version}.yaml", mime="application/yaml")
 else:

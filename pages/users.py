@@ -19,7 +19,7 @@ st.dataframe(pd.DataFrame([{
     "Username": u.username, "Full name": u.full_name, "Role": ROLE_LABELS[u.role],
     "Account": "active" if u.active else "disabled",
     "Locked": f"locked until {u.locked_until:%H:%M} UTC" if u.is_locked(now) else "no",
-    "Last login (UTC)": u.last_login_at,
+    "Last login (UTC)": f"{u.last_login_at:%d %b %Y %H:%M}" if u.last_login_at else "never",
 } for u in users]), hide_index=True, width="stretch")
 
 st.subheader("Add a user")

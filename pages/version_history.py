@@ -1,17 +1,22 @@
 """Version history (auditors, administrators): which version held production when, one version's
 milestones, and its evidence package."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import plotly.express as px
 import streamlit as st
 
 from app import cache, state
+from app.signing import signed_fingerprints
+from app.widgets import choose_version
 from app.wording import plain
 from core.domain.clock import utc_now
+from core.domain.palette import OKABE_ITO
 from core.services.evidence import evidence_package, last_export
 from core.services.history import production_as_of, version_timeline
 
+# Okabe & Ito's palette, distinguishable with the common colour-vision deficiencies (symbols differ too).
+COLUMNS = {"occurred_at": "When (UTC)", "milestone": "Milestone", "kind": "Kind", "actor": "Who", "source": "Record"}
 user = state.viewer().user
 store = cache.store()
 st.title("Version history")
@@ -37,23 +42,30 @@ elif answer.kind in ("out_of_band", "adopted"):
 else:
     st.success(plain(answer.sentence), icon=":material/verified:")
 for signature in answer.approvers:
-    st.markdown(f"- {plain(signature.manifestation())}")
+    st.markdown(f"- {plain(signature.manifestation())}", help=signed_fingerprints(signature))
 
 st.subheader("Timeline of one version")
-t1, t2 = st.columns(2)
-model = t1.selectbox("Model", models, index=default, key="timeline_model")
-version = t2.selectbox("Version", [v.version for v in cache.versions(user, model)], format_func=lambda n: f"v{n}",
-                       key="timeline_version")
+model, option = choose_version(user, model_key="timeline_model", version_key="timeline_version", model_label="Model")
+version = option.version
 timeline = version_timeline(store, user, model, version)
 if timeline.empty:
     st.info(f"ModelBoard has recorded nothing about {model} v{version} yet.")
 else:
-    figure = px.scatter(timeline, x="occurred_at", y="kind", color="kind", symbol="kind", text="milestone",
-                        hover_data=["actor", "source"], title=f"{model} v{version}: milestones (UTC)")
+    shown = timeline.rename(columns=COLUMNS)[list(COLUMNS.values())]
+    shown["Kind"] = shown["Kind"].str.capitalize()
+    kinds = list(dict.fromkeys(shown["Kind"]))
+    figure = px.scatter(shown, x="When (UTC)", y="Kind", color="Kind", symbol="Kind", text="Milestone",
+                        hover_data=["Who", "Record"], title=f"{model} v{version}: milestones (UTC)",
+                        color_discrete_sequence=list(OKABE_ITO), category_orders={"Kind": kinds})
     figure.update_traces(textposition="top center", marker={"size": 11})
-    figure.update_layout(showlegend=False, xaxis_title="time (UTC)", yaxis_title="")
+    start, end = shown["When (UTC)"].min(), shown["When (UTC)"].max()
+    pad = max(timedelta(minutes=30), (end - start) * 0.05)  # at least an hour shown: ticks in minutes, not ms
+    figure.update_layout(showlegend=False, xaxis_title="Date and time (UTC)", yaxis_title="")
+    figure.update_xaxes(range=[start - pad, end + pad], tickformat="%-d %b %Y<br>%H:%M",
+                        hoverformat="%-d %b %Y %H:%M:%S")
     st.plotly_chart(figure, width="stretch")
-    st.dataframe(timeline, hide_index=True, width="stretch")
+    shown["When (UTC)"] = shown["When (UTC)"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    st.dataframe(shown, hide_index=True, width="stretch")
 
 st.subheader("Evidence package")
 st.caption("A zip with the model card (PDF, with signatures), the evaluation as stored, every signature with its "
@@ -67,6 +79,10 @@ previous = last_export(store, user, model, version)
 if previous is None:
     st.info(f"No evidence package of {model} v{version} has been exported yet.")
 else:
+    hashes = previous["files"] | {"manifest.json": previous["manifest_sha256"]}
     st.markdown(f"**Last export:** audit row {previous['audit_row']}, by {previous['exported_by']} at "
-                f"{previous['exported_at']:%Y-%m-%d %H:%M:%S} UTC. Manifest SHA-256 hashes:")
-    st.json(previous["files"] | {"manifest.json": previous["manifest_sha256"]})
+                f"{previous['exported_at']:%Y-%m-%d %H:%M:%S} UTC. SHA-256 of each file (first 8 characters):")
+    st.markdown("\n".join(f"- {plain(name)}: {digest[:8]}…" for name, digest in hashes.items()),
+                help="The full hashes are under 'Full SHA-256 hashes' below.")
+    with st.expander("Full SHA-256 hashes"):
+        st.code("\n".join(f"{digest}  {name}" for name, digest in hashes.items()), language=None)

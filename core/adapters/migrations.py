@@ -475,4 +475,13 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        12,
+        "signatures: the gates that failed when an approval was given, which its signer acknowledged (a JSON list "
+        "of gate names; NULL for signatures given before this column and for those given while every gate passed)",
+        ("ALTER TABLE signatures ADD COLUMN acknowledged_gates JSON",),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -9,6 +9,7 @@ every week — clinicians stop reading alerts that cry wolf.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 Window = Literal["daily", "weekly"]
@@ -57,6 +58,13 @@ DEFAULT_RULES = (
     AlertRule("input_missing", 0.10, "warning"),
 )
 RULE_NAMES = tuple(r.name for r in DEFAULT_RULES)
+# What an alert of each rule is called (its title, before the model and the window).
+RULE_TITLES: dict[str, str] = {
+    "drifted_feature_share": "Many of the model's inputs drifted",
+    "input_drift": "One of the model's inputs shifted strongly",
+    "score_psi": "The model's risk scores shifted", "auroc_drop": "The model discriminates worse",
+    "subgroup_sensitivity": "The model misses patients in a subgroup",
+    "input_missing": "One of the model's inputs is missing more often"}
 
 
 @dataclass(frozen=True)
@@ -152,3 +160,97 @@ def policy_document(policy: MonitoringPolicy) -> dict[str, Any]:
                 r.name: {"severity": r.severity} for r in policy.rules if r.threshold is None} | {
                 # a rule switched off must stay off: left out, it would come back with its default on re-import
                 name: {"off": True} for name in RULE_NAMES if policy.rule(name) is None}}
+
+
+# ---- one limit per rule, one window convention, one next step per rule kind ------------------------------------
+
+SUBGROUP_MARGIN = 0.05  # a group below the minimum at sign-off (a signed exception) must fall this much further
+
+
+def auroc_floor(reference_auroc: float, drop: float) -> float:
+    """The AUROC below which `auroc_drop` alerts: the sign-off AUROC minus the rule's allowed drop. The rule, the
+    alert's evidence and the Monitoring chart all take the floor from here, so one number is shown everywhere."""
+    return reference_auroc - drop
+
+
+def subgroup_floor(minimum: float, at_signoff: float | None) -> float:
+    """The sensitivity a group is held to by `subgroup_sensitivity`: the use case's minimum, or, for a group
+    already below it at sign-off (accepted in a signed exception), its own sign-off value minus 5 points — else
+    such a group would alert on every window from the first day."""
+    if at_signoff is None or at_signoff != at_signoff or at_signoff >= minimum:  # NaN: no sign-off value
+        return minimum
+    return at_signoff - SUBGROUP_MARGIN
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def window_span(start: date | datetime, end: date | datetime) -> str:
+    """A monitoring window in words, '2–8 Mar 2026'. Windows are stored with an EXCLUSIVE end (the midnight
+    after the last day); people read the last day they cover, so the end shown is one day earlier. Dates only:
+    a window is whole days. One day reads '2 Mar 2026'; across months '28 Feb–6 Mar 2026'; across years
+    '29 Dec 2025–4 Jan 2026' (the same form app/monitoring_charts shows on the Monitoring page)."""
+    first = start.date() if isinstance(start, datetime) else start
+    last = (end.date() if isinstance(end, datetime) else end) - timedelta(days=1)
+    last = max(last, first)
+
+    def day(d: date, *, month: bool = True, year: bool = True) -> str:
+        return f"{d.day}" + (f" {_MONTHS[d.month - 1]}" if month else "") + (f" {d.year}" if year else "")
+
+    if first == last:
+        return day(first)
+    if first.year != last.year:
+        return f"{day(first)}–{day(last)}"
+    if first.month != last.month:
+        return f"{day(first, year=False)}–{day(last)}"
+    return f"{first.day}–{day(last)}"
+
+
+# Laboratory inputs: a drift in one of these most often means the assay, analyser or units changed.
+LAB_INPUTS = frozenset({"lactate", "wbc", "creatinine", "sodium", "potassium", "hemoglobin", "haemoglobin",
+                        "platelets", "bilirubin", "crp", "procalcitonin", "glucose", "urea", "bun", "albumin"})
+
+NEXT_STEPS: dict[str, str] = {
+    "drifted_feature_share": (
+        "Find out what changed in the patients or the data feed (a new ward, a new EHR build, a changed admission "
+        "pathway); compare the drifted inputs on the Monitoring page and re-evaluate the model on recent patients "
+        "before relying on it."),
+    "input_drift": (
+        "Check with {source} whether the way {subject} is measured or recorded changed (a new assay, device or "
+        "unit); consider suspending the model if sensitivity falls."),
+    "score_psi": (
+        "The model now flags a different share of patients: check whether the patient mix or an input changed "
+        "(see the inputs that shifted), and tell the wards that alert volumes may differ until it is explained."),
+    "auroc_drop": (
+        "The model ranks patients worse than at sign-off: ask the clinical lead to decide whether to suspend it, "
+        "and ask the data scientists to re-evaluate or retrain it on recent patients."),
+    "subgroup_sensitivity": (
+        "The model misses more patients in {subject} than the use case allows: tell the clinical lead, check whether "
+        "an input is measured differently for these patients, and consider suspending the model for them."),
+    "input_missing": (
+        "Check the EHR build, the interface and the order sets that supply {subject}: the model is scoring these "
+        "patients without it."),
+}
+
+
+def next_step(rule: str, subject: str = "", *, raw_subject: str = "") -> str:
+    """What a person should do first about a broken rule, in the words of the ward: each rule kind has its own
+    step so an alert never stops at 'something moved'. `subject` is the input or group in words; `raw_subject`
+    the raw input name, which tells a laboratory value (ask the laboratory) from a bedside one."""
+    template = NEXT_STEPS.get(rule, "Read the evidence below, decide with the clinical lead whether the model can "
+                                    "stay in use, and record what you did when you acknowledge the alert.")
+    lab = raw_subject.lower() in LAB_INPUTS
+    source = "the laboratory" if lab else "the wards and the EHR team"
+    named = _mid_sentence(subject) or ("the input" if rule in ("input_drift", "input_missing") else "one patient group")
+    text = template.format(subject=named, source=source)
+    if rule == "input_drift" and lab:
+        text = (f"Check with the laboratory whether the {named} assay or its units changed; consider suspending "
+                "the model if sensitivity falls.")
+    return text
+
+
+def _mid_sentence(name: str) -> str:
+    """'Lactate' → 'lactate' inside a sentence; an acronym ('AUROC', 'SpO2') keeps its capitals."""
+    if len(name) > 1 and name[0].isupper() and not name[1].isupper():
+        return name[0].lower() + name[1:]
+    return name

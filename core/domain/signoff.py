@@ -31,6 +31,10 @@ SIGNER_GROUPS: dict[str, frozenset[Role]] = {
     "data_scientist": frozenset({"data_scientist"}),
 }
 GROUP_LABELS = {"clinician": "clinicians", "clinical_lead": "clinical leads", "data_scientist": "data scientists"}
+# The promotion policy's gates, in the order the Sign-off page lists them.
+USE_CASE_GATE, EVALUATION_GATE, CRITERIA_GATE = "Use case and policy", "Evaluation complete", "Use-case criteria"
+CARD_GATE, ALERT_GATE = "Model card complete", "No open critical alert"
+GATE_NAMES: tuple[str, ...] = (USE_CASE_GATE, EVALUATION_GATE, CRITERIA_GATE, CARD_GATE, ALERT_GATE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Signature:
     artifact_sha256: str
     policy: str
     criteria: tuple[str, ...] = ()
+    acknowledged_gates: tuple[str, ...] = ()  # gates that failed when an approval was given, acknowledged by its signer
 
     @property
     def role_label(self) -> str:
@@ -70,12 +75,22 @@ class Signature:
     def manifestation(self) -> str:
         """Printed name, role, UTC date and time, and the meaning (21 CFR 11.50), with what was signed."""
         what = DECISION_LABELS.get(self.decision, self.decision)
-        bound = [f"card {self.card_sha256[:12]}…" if self.card_sha256 else "",
-                 f"evaluation {self.evaluation_sha256[:12]}…" if self.evaluation_sha256 else "",
-                 f"model artifacts {self.artifact_sha256[:12]}…"]
+        bound = [f"card {self.card_sha256[:8]}…" if self.card_sha256 else "",
+                 f"evaluation {self.evaluation_sha256[:8]}…" if self.evaluation_sha256 else "",
+                 f"model artifacts {self.artifact_sha256[:8]}…"]
         criteria = f" [{'; '.join(self.criteria)}]" if self.criteria else ""
         return (f"{self.full_name} ({self.role_label}) — {what}: \u201c{self.meaning}\u201d{criteria} — "
-                f"{self.signed_at:%Y-%m-%d %H:%M:%S} UTC — signed {', '.join(b for b in bound if b)}")
+                f"{self.signed_at:%Y-%m-%d %H:%M:%S} UTC — signed {', '.join(b for b in bound if b)}"
+                + (f" — {self.acknowledgement}" if self.acknowledged_gates else ""))
+
+    @property
+    def acknowledgement(self) -> str:
+        """The signer's acknowledgement, in words, of the gates that failed when they approved ("" if none)."""
+        if not self.acknowledged_gates:
+            return ""
+        count = len(self.acknowledged_gates)
+        return (f"approved knowing that {count} gate{'s' if count != 1 else ''} failed: "
+                f"{'; '.join(self.acknowledged_gates)}")
 
 
 @dataclass(frozen=True)
@@ -171,3 +186,63 @@ class PromotionReadiness:
     @property
     def ready(self) -> bool:
         return all(g.passed for g in self.gates) and self.quorum.reached and not self.blocking
+
+
+@dataclass(frozen=True)
+class ApprovalOutlook:
+    """What an approval by one person would do now, said before they sign (issue 14, "signing with eyes open")."""
+
+    passing: tuple[str, ...]
+    failing: tuple[str, ...]
+    sentence: str
+
+    @property
+    def needs_acknowledgement(self) -> bool:
+        """Approving while a gate fails is allowed, but only knowingly: the signer ticks an acknowledgement."""
+        return bool(self.failing)
+
+    @property
+    def acknowledgement_label(self) -> str:
+        count = len(self.failing)
+        return (f"I have read that {count} gate{'s' if count != 1 else ''} fail{'' if count != 1 else 's'}: "
+                f"{'; '.join(self.failing)}. My approval is recorded but does not move production while "
+                f"{'they fail' if count != 1 else 'it fails'}.")
+
+
+def approval_outlook(readiness: PromotionReadiness, requirements: tuple[SignerRequirement, ...],
+                     approvals: list[Signature], signer: Signature, *, production_version: int | None,
+                     exception_roles: tuple[Role, ...] = ()) -> ApprovalOutlook:
+    """The gates that pass and fail, and whether `signer`'s approval (a signature not yet written) would be
+    recorded only, or be the last one needed so production moves at once. `approvals` are the valid approvals
+    so far; the quorum is worked out as promotion works it out, with the new approval added."""
+    failing = tuple(g.name for g in readiness.gates if not g.passed)
+    passing = tuple(g.name for g in readiness.gates if g.passed)
+    after = quorum(requirements, [*approvals, signer])
+    if failing:
+        sentence = _held_by_gates(failing, exception_roles)
+    elif readiness.blocking:
+        sentence = ("Your approval is recorded; production will not change while a valid rejection or change "
+                    "request stands.")
+    elif after.reached:
+        kept = f", and v{production_version} is kept as 'previous'" if production_version else ""
+        sentence = f"Your approval is the last one needed: production moves to v{signer.version} at once{kept}."
+    else:
+        missing = " and ".join(_still_needed(s) for s in after.slots if not s.filled)
+        sentence = f"Your approval is recorded; production moves to v{signer.version} once {missing} also approve."
+    return ApprovalOutlook(passing, failing, sentence)
+
+
+def _held_by_gates(failing: tuple[str, ...], exception_roles: tuple[Role, ...]) -> str:
+    accepters = " or ".join(r.replace("_", " ") for r in exception_roles)
+    gates = "the failing gate is" if len(failing) == 1 else f"the {len(failing)} failing gates are"
+    unless = ""
+    if CRITERIA_GATE in failing and accepters:
+        unless = (f" or a {accepters} signs an exception" if len(failing) == 1 else
+                  f" (a {accepters} may accept the failed criteria in a signed exception)")
+    return f"Your approval is recorded; production will not change until {gates} resolved{unless}."
+
+
+def _still_needed(slot: QuorumSlot) -> str:
+    count = slot.requirement.count - len(slot.signed_by)
+    group = slot.requirement.group
+    return f"{count} more {GROUP_LABELS[group] if count != 1 else group.replace('_', ' ')}"

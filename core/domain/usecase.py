@@ -55,6 +55,9 @@ class UseCase:
     # a real measurement of a living patient (a unit mix-up, a typing error, a device's error code), so ingest
     # quarantines its row. They are not normal ranges: a septic patient's lactate of 15 is abnormal and real.
     plausible_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # How each input is called on screen: input → (clinical name, unit), e.g. spo2 → ("SpO2 (pulse oximetry)", "%").
+    # Inputs not named here fall back to core.domain.glossary's common clinical names, then to the raw name in words.
+    inputs: dict[str, tuple[str, str]] = field(default_factory=dict)
     version: int = 0  # assigned by the store on import
 
     def plain_criteria(self) -> list[str]:
@@ -158,7 +161,7 @@ def parse_use_case(raw: Any) -> UseCase:
     if not isinstance(label, str) or not label.strip():
         problems.append("label is required: the column of the evaluation data that holds the outcome (0/1)")
     known = set(TEXT_FIELDS) | {"name", "threshold", "models", "label", "sensitive_attributes", "criteria", "version",
-                                   "promotion", "monitoring", "positive_class", "plausible_ranges"}
+                                   "promotion", "monitoring", "positive_class", "plausible_ranges", "inputs"}
     positive = raw.get("positive_class")
     if positive is not None and (isinstance(positive, bool) or not isinstance(positive, str | int)
                                  or not str(positive).strip()):
@@ -172,6 +175,7 @@ def parse_use_case(raw: Any) -> UseCase:
     promotion = parse_policy(raw.get("promotion"), problems)
     monitoring = parse_monitoring(raw.get("monitoring"), problems)
     ranges = _plausible_ranges(raw.get("plausible_ranges"), problems)
+    inputs = _input_names(raw.get("inputs"), problems)
     if problems:
         raise ValidationError("use case not accepted: " + "; ".join(problems))
     return UseCase(name=name, title=raw["title"].strip(), intended_use=raw["intended_use"].strip(),
@@ -179,7 +183,26 @@ def parse_use_case(raw: Any) -> UseCase:
                    threshold=float(threshold), models=models, label=str(label).strip(),
                    sensitive_attributes=sensitive, criteria=criteria, promotion=promotion,
                    monitoring=monitoring, positive_class=None if positive is None else str(positive).strip(),
-                   plausible_ranges=ranges)
+                   plausible_ranges=ranges, inputs=inputs)
+
+
+def _input_names(raw: Any, problems: list[str]) -> dict[str, tuple[str, str]]:
+    """`inputs: {lactate: {name: Lactate, unit: mmol/L}}`: the words and unit pages show for each input."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append("inputs must map each input to its name and unit, e.g. lactate: {name: Lactate, unit: mmol/L}")
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for key, value in raw.items():
+        entry = value if isinstance(value, dict) else {}
+        name, unit = entry.get("name"), entry.get("unit", "")
+        if not isinstance(name, str) or not name.strip() or not isinstance(unit, str) or \
+                set(entry) - {"name", "unit"}:
+            problems.append(f"inputs.{key} must be {{name: <words a clinician reads>, unit: <unit or blank>}}")
+            continue
+        out[str(key)] = (name.strip(), unit.strip())
+    return out
 
 
 def to_document(use_case: UseCase) -> dict[str, Any]:
@@ -194,4 +217,6 @@ def to_document(use_case: UseCase) -> dict[str, Any]:
             "monitoring": monitoring_document(use_case.monitoring)} | (
                 {"positive_class": use_case.positive_class} if use_case.positive_class is not None else {}) | (
                 {"plausible_ranges": {k: list(v) for k, v in use_case.plausible_ranges.items()}}
-                if use_case.plausible_ranges else {})
+                if use_case.plausible_ranges else {}) | (
+                {"inputs": {k: {"name": n, "unit": u} for k, (n, u) in use_case.inputs.items()}}
+                if use_case.inputs else {})

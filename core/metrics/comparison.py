@@ -7,6 +7,8 @@ whose decision flips is counted by what the flip means clinically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -85,3 +87,111 @@ def gap_changes(deltas: pd.DataFrame) -> pd.DataFrame:
     if not frame.empty:
         frame["gap_change"] = frame["gap_candidate"] - frame["gap_production"]
     return frame
+
+
+# ---- for display: the stored comparison in a clinician's words -----------------------------------------------
+
+# metric → (name, scale shown on screen, unit after a change) ; rates are shown per 100 and changed in points
+SHOWN: dict[str, tuple[str, float, str]] = {
+    "auroc": ("AUROC", 1.0, ""), "sensitivity": ("Sensitivity", 100.0, " points"),
+    "specificity": ("Specificity", 100.0, " points"), "ppv": ("PPV", 100.0, " points"),
+    "alerts_per_1000": ("Alerts per 1,000 admissions", 1.0, "")}
+TOO_FEW = "too few patients to judge"
+
+
+def places(lo: float, hi: float) -> int:
+    """Decimals a difference's interval supports: two significant figures of its width (0–3)."""
+    width = abs(hi - lo)
+    if not np.isfinite(width) or width == 0:
+        return 1
+    return int(min(3, max(0, 1 - np.floor(np.log10(width)))))
+
+
+def _signed(value: float, digits: int) -> str:
+    text = f"{value:+.{digits}f}".replace("-", "−")
+    return "0" if float(text.replace("−", "-")) == 0 else text
+
+
+def change_text(difference: float, lo: float, hi: float, *, scale: float = 1.0, unit: str = "") -> str:
+    """'−1.5 points (−2.8 to 0.0)': a change with its 95 % interval, to the decimals the interval supports."""
+    if not np.isfinite(difference):
+        return "—"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{_signed(difference * scale, 2)}{unit} (no interval)"
+    d = places(lo * scale, hi * scale)
+    low, high = (f"{v * scale:.{d}f}".replace("-", "−") for v in (lo, hi))
+    return f"{_signed(difference * scale, d)}{unit} ({low} to {high})"
+
+
+def _points(value: float) -> str:
+    """A change in whole percentage points: '+2 points', '−1 point', '0 points'."""
+    text = _signed(value, 0)
+    return f"{text} point" if text in ("+1", "−1") else f"{text} points"
+
+
+def _value_text(metric: str, value: float, digits: int) -> str:
+    if not np.isfinite(value):
+        return "—"
+    if metric in ("sensitivity", "specificity", "ppv"):
+        return f"{round(value * 100):.0f} of 100"
+    return f"{value:,.{digits}f}"
+
+
+def metrics_in_words(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The headline table: each measure for production and the candidate, the change with its interval, and
+    whether the interval rules out 'no change'."""
+    rows = []
+    for m in metrics.to_dict("records"):
+        name, scale, unit = SHOWN[m["metric"]]
+        digits = places(m["lo"] * scale, m["hi"] * scale) if m["metric"] == "auroc" else 0
+        clear = m["lo"] > 0 or m["hi"] < 0
+        rows.append({"Measure": name, "Production": _value_text(m["metric"], m["production"], digits),
+                     "Candidate": _value_text(m["metric"], m["candidate"], digits),
+                     "Change (95 % interval)": change_text(m["difference"], m["lo"], m["hi"], scale=scale, unit=unit),
+                     "Verdict": "a clear change (the interval does not include zero)" if clear else
+                     "no clear change (the interval includes zero)"})
+    return pd.DataFrame(rows, columns=["Measure", "Production", "Candidate", "Change (95 % interval)", "Verdict"])
+
+
+def metric_sentences(metrics: pd.DataFrame, outcome: str) -> list[str]:
+    """Natural-frequency sentences, one per measure: production's figure, the candidate's, and the change."""
+    texts = {"sensitivity": "Of 100 patients who developed {o}, production flagged {p} and the candidate {c}",
+             "specificity": "Of 100 patients who did not develop {o}, production left {p} alone and the candidate {c}",
+             "ppv": "Of 100 patients flagged, {p} developed {o} with production and {c} with the candidate",
+             "auroc": "AUROC (how well the risk ranks patients who developed {o} above those who did not): "
+                      "{p} with production, {c} with the candidate",
+             "alerts_per_1000": "Alerts per 1,000 admissions: {p} with production, {c} with the candidate"}
+    table = metrics_in_words(metrics)
+    out = []
+    for m, shown in zip(metrics.to_dict("records"), table.to_dict("records"), strict=True):
+        plain = {k: str(shown[k]).removesuffix(" of 100") for k in ("Production", "Candidate")}
+        lead = texts[m["metric"]].format(o=outcome, p=plain["Production"], c=plain["Candidate"])
+        out.append(f"{lead}; change {shown['Change (95 % interval)']}: {shown['Verdict']}.")
+    return out
+
+
+def groups_in_words(subgroups: pd.DataFrame, attribute_words: Callable[[str], str]) -> pd.DataFrame:
+    """Per group: sensitivity and specificity of each model and the change in sensitivity, in words; a group
+    with too few patients says so instead of a change."""
+    frame = subgroups[subgroups["attribute_set"] != "overall"]
+    rows = []
+    for g in frame.to_dict("records"):
+        judged = bool(g["enough_patients"])
+        change = g["sensitivity_change"] * 100
+        rows.append({"Grouped by": attribute_words(str(g["attribute_set"])), "Group": str(g["group"]),
+                     "Patients": f"{int(g['n']):,}",
+                     "Sensitivity — production": _value_text("sensitivity", g["sensitivity_production"], 0),
+                     "Sensitivity — candidate": _value_text("sensitivity", g["sensitivity_candidate"], 0),
+                     "Change": (_points(change) if np.isfinite(change) else "—") if judged else TOO_FEW,
+                     "Specificity — production": _value_text("specificity", g["specificity_production"], 0),
+                     "Specificity — candidate": _value_text("specificity", g["specificity_candidate"], 0)})
+    return pd.DataFrame(rows)
+
+
+def gaps_in_words(gaps: pd.DataFrame, attribute_words: Callable[[str], str]) -> pd.DataFrame:
+    """Best-to-worst sensitivity gap per attribute for each model, in percentage points."""
+    return pd.DataFrame([{"Grouped by": attribute_words(str(g["attribute_set"])),
+                          "Sensitivity gap — production": _points(g["gap_production"] * 100).lstrip("+"),
+                          "Sensitivity gap — candidate": _points(g["gap_candidate"] * 100).lstrip("+"),
+                          "Change": _points(g["gap_change"] * 100)}
+                         for g in gaps.to_dict("records")])

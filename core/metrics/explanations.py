@@ -222,3 +222,44 @@ def importance_by_group(values: np.ndarray, features: list[str], groups: pd.Data
         long = by.reset_index(names="group").melt(id_vars="group", var_name="feature", value_name="mean_abs_shap")
         frames.append(long.assign(attribute=attribute))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ---- for display: SHAP values as percentage points of risk ----------------------------------------------------
+
+def risk_from(output: np.ndarray | float, units: str) -> np.ndarray | None:
+    """The predicted risk (0–1) at a point on the explanation's scale; None when the scale is not a known one."""
+    if units == "log-odds":
+        return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(output, dtype=float))))
+    if units == "probability":
+        return np.asarray(output, dtype=float)
+    return None
+
+
+def contribution_order(values: np.ndarray) -> np.ndarray:
+    """Per row, the inputs by the size of their SHAP value, largest first (ties keep the input order): the
+    order in which `in_percentage_points` adds them, and in which a patient's waterfall lists them."""
+    return np.argsort(-np.abs(np.atleast_2d(values)), axis=1, kind="stable")
+
+
+def in_percentage_points(base_value: float, values: np.ndarray, units: str) -> np.ndarray | None:
+    """Each input's SHAP value as percentage points of predicted risk, row by row (rows × inputs).
+
+    In probability units a SHAP value already is a change in risk: ×100. In log-odds the same value moves risk
+    more near 50 % than near 5 %, so a patient's values are added one at a time to the base value, largest
+    first (`contribution_order`), and each input gets the change in predicted risk its step causes. The steps
+    telescope: per row they add up exactly to (predicted risk − baseline risk) × 100, every step has the sign
+    of its SHAP value (the logistic function only increases), and a larger SHAP value from the same point
+    makes a larger step. The split depends on the order; largest first is the order the waterfall shows.
+    None when the units are neither (then there is no honest risk scale to show)."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    if units == "probability":
+        return 100.0 * values
+    if units != "log-odds":
+        return None
+    order = contribution_order(values)
+    ordered = np.take_along_axis(values, order, axis=1)
+    path = base_value + np.concatenate([np.zeros((len(values), 1)), np.cumsum(ordered, axis=1)], axis=1)
+    steps = 100.0 * np.diff(1.0 / (1.0 + np.exp(-path)), axis=1)
+    points = np.empty_like(values)
+    np.put_along_axis(points, order, steps, axis=1)
+    return points

@@ -8,21 +8,27 @@ ever inserted; no code path updates or deletes them.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from core.adapters.store import Cursor, Store, note_audit_head
+from core.domain import glossary
 from core.domain.access import Permission, User, require
 from core.domain.audit_chain import GENESIS, row_hash
 from core.domain.clock import utc_now
+from core.domain.palette import MUTED as OTHER_COLOUR
+from core.domain.palette import OKABE_ITO
 from core.services.audit_verification import verify_chain
 
 __all__ = ["AuditQuery", "record_event", "verify_chain", "list_events", "list_actions", "failed_logins_since",
-           "record_export", "record_download"]
+           "record_export", "record_download", "EventsPerDay", "events_per_day", "events_for_screen",
+           "detail_summary", "short_id", "OKABE_ITO"]
 
 SYSTEM_ACTOR = "system"
 
@@ -126,3 +132,111 @@ def record_download(store: Store, viewer: User, *, what: str, model: str, versio
     with store.transaction() as cur:
         record_event(cur, actor=viewer.username, action="exported", model=model, version=version,
                      detail={"what": what})
+
+
+# ---- display helpers for the Audit log page (pure: they read a frame list_events already returned) --------------
+
+# Okabe & Ito's colour-blind-safe palette (black left out: it reads as a border), then a grey for "other".
+PATTERNS = ("", "/", "\\", "x", "-", "|", "+", ".")  # a second cue besides colour (never colour alone)
+HEX = re.compile(r"\b(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{13,})\b")
+KEY_WORDS = {"sha256": "Fingerprint", "result_sha256": "Result fingerprint", "digest": "Data fingerprint",
+             "cohort_digest": "Cohort fingerprint", "auroc": "AUROC", "alert": "Alert", "evaluation": "Evaluation",
+             "recorded": "Fingerprint at approval", "actual": "Fingerprint now"}
+
+
+@dataclass(frozen=True)
+class EventsPerDay:
+    """The events-per-day chart's data: one row per day and kind (in words), a distinct colour and pattern per
+    kind, and the tick spacing of the date axis (a day, or a week when the period is long)."""
+
+    counts: pd.DataFrame  # day (date), kind (words), events
+    colours: dict[str, str] = field(default_factory=dict)
+    patterns: dict[str, str] = field(default_factory=dict)
+    tick_days: int = 1
+
+
+def events_per_day(events: pd.DataFrame) -> EventsPerDay:
+    """Count events per day and kind. The seven most frequent kinds keep a colour each from the Okabe–Ito
+    palette (colour-blind safe); rarer kinds are grouped as 'Other kinds' in grey, so no two kinds share a
+    colour. One tick per day up to three weeks, else one per week, so the axis shows dates, never times."""
+    kinds = events["action"].map(glossary.event)
+    order = kinds.value_counts().index.tolist()
+    keep = order if len(order) <= len(OKABE_ITO) else order[:len(OKABE_ITO) - 1]
+    other = f"Other kinds ({len(order) - len(keep)})"
+    grouped = kinds.where(kinds.isin(keep), other)
+    days = pd.to_datetime(events["occurred_at"]).dt.normalize()
+    counts = (pd.DataFrame({"day": days, "kind": grouped}).groupby(["day", "kind"]).size()
+              .reset_index(name="events"))
+    names = keep + ([other] if len(keep) < len(order) else [])
+    colours = {k: (OKABE_ITO[i] if k != other else OTHER_COLOUR) for i, k in enumerate(names)}
+    patterns = {k: PATTERNS[i % len(PATTERNS)] for i, k in enumerate(names)}
+    span = (days.max() - days.min()).days if len(days) else 0
+    return EventsPerDay(counts, colours, patterns, 1 if span <= 21 else 7)
+
+
+def short_id(value: Any) -> str:
+    """A long id or hash as its first 8 characters (the full value stays in the export)."""
+    text = "" if value is None else str(value)
+    return text[:8] + "…" if len(text) > 8 else text
+
+
+def _value_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list | tuple):
+        parts = [t for t in (_value_text(v) for v in value) if t]
+        if not parts:
+            return "none"
+        return ", ".join(parts[:4]) + (f" and {len(parts) - 4} more" if len(parts) > 4 else "")
+    if isinstance(value, dict):
+        parts = [f"{_key_text(k).lower()} = {t}" for k, v in value.items() if (t := _value_text(v))]
+        return ", ".join(parts) if parts else "none"
+    text = str(value)
+    if HEX.fullmatch(text):
+        return short_id(text)
+    if re.fullmatch(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+", text):
+        return glossary.words(text).lower()
+    return HEX.sub(lambda m: short_id(m.group(0)), text)
+
+
+def _key_text(key: str) -> str:
+    return KEY_WORDS.get(key) or glossary.words(key)
+
+
+def detail_summary(detail: Any) -> str:
+    """An event's stored JSON detail as 'Key: value; …' in words: long ids and hashes shortened to 8
+    characters, nothing empty shown ('—' when there is nothing to say)."""
+    if detail is None or (isinstance(detail, float) and math.isnan(detail)):
+        return "—"
+    try:
+        data = json.loads(detail) if isinstance(detail, str) else detail
+    except ValueError:
+        return HEX.sub(lambda m: short_id(m.group(0)), str(detail)) or "—"
+    if not isinstance(data, dict):
+        return _value_text(data) or "—"
+    parts = [f"{_key_text(k)}: {t}" for k, v in data.items() if (t := _value_text(v)) and t != "none"]
+    return "; ".join(parts) or "—"
+
+
+def events_for_screen(events: pd.DataFrame) -> pd.DataFrame:
+    """The audit table as people read it: kinds in words, dates to the second, '—' for nothing, details
+    summarised. The CSV export keeps `events` as stored (full ids, raw JSON)."""
+    def text(value: Any) -> str:
+        return "—" if value is None or (not isinstance(value, list | dict) and pd.isna(value)) else str(value)
+
+    return pd.DataFrame({
+        "No.": events["id"].astype(int),
+        "When (UTC)": pd.to_datetime(events["occurred_at"]).dt.strftime("%d %b %Y %H:%M:%S"),
+        "Who": events["actor"].map(text),
+        "What": events["action"].map(glossary.event),
+        "Concerning": events["target"].map(lambda t: HEX.sub(lambda m: short_id(m.group(0)), text(t))),
+        "Model": [text(m) if text(v) == "—" else f"{m} v{int(v)}"
+                  for m, v in zip(events["model_name"], events["model_version"], strict=True)],
+        "Details": events["detail"].map(detail_summary),
+    })

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from core.adapters.store import Store
+from core.domain import glossary
 from core.domain.access import Permission, User, require
 
 
@@ -37,3 +38,17 @@ def daily_summary(store: Store, viewer: User, model_name: str) -> pd.DataFrame:
         """,
         [model_name],
     )
+
+
+def daily_table(daily: pd.DataFrame) -> pd.DataFrame:
+    """`daily_summary` as people read it: rates as 'n of 100', the mean risk as a percentage, the outcome rate
+    '—' on days whose outcomes have not arrived (never 'None'), dates without times."""
+    return pd.DataFrame({
+        "Day": pd.to_datetime(daily["day"]).dt.strftime("%d %b %Y"),
+        "Version": daily["version"].map(lambda v: f"v{int(v)}"),
+        "Patients scored": daily["predictions"].astype(int),
+        glossary.measure("flagged_share").name: daily["flagged_share"].map(glossary.per100),
+        glossary.measure("mean_score").name: daily["mean_score"].map(lambda v: glossary.percent(v, places=1)),
+        "Developed the outcome": daily["outcome_rate"].map(glossary.per100),
+        "With the outcome known": daily["labelled"].astype(int),
+    })

@@ -25,12 +25,19 @@ from core.domain.clock import utc_now
 from core.domain.model_card import ModelCard
 from core.domain.models import STATUS_TAG
 from core.domain.signoff import (
+    ALERT_GATE,
+    CARD_GATE,
+    CRITERIA_GATE,
     DECISIONS,
+    EVALUATION_GATE,
+    USE_CASE_GATE,
+    ApprovalOutlook,
     Evidence,
     Gate,
     PromotionReadiness,
     Signature,
     Standing,
+    approval_outlook,
     quorum,
     standing,
 )
@@ -61,6 +68,9 @@ class SignatureRequest:
     shown_card_sha256: str
     shown_evaluation_id: str | None
     criteria: tuple[str, ...] = ()  # for a clinical lead's exception: the failed criteria accepted
+    # For an approval: the failing gates the signer was shown and acknowledged (the page's tick box, the command
+    # line's --acknowledge-failing-gates). An approval while a gate fails is refused without them.
+    acknowledged_gates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,12 +94,29 @@ class SignOffState:
     def in_production(self) -> bool:
         return self.production_version == self.version
 
+    @property
+    def failing_gates(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.readiness.gates if not g.passed)
+
+    def outlook(self, signer: User) -> ApprovalOutlook:
+        """What `signer`'s approval would do now: recorded only, or the last one needed (production moves)."""
+        policy = self.use_case.promotion if self.use_case else None
+        approvals = [s.signature for s in self.standings if s.valid and s.signature.kind == "sign_off"
+                     and s.signature.decision == "approve"]
+        theirs = Signature("", self.model, self.version, "sign_off", "approve", signer.username, signer.full_name,
+                           signer.role, "", "", utc_now(), self.evidence.evaluation_id, self.evidence.evaluation_sha256,
+                           self.evidence.card_sha256, self.evidence.artifact_sha256, self.policy_label)
+        return approval_outlook(self.readiness, policy.signers if policy else (), approvals, theirs,
+                                production_version=self.production_version,
+                                exception_roles=policy.exception_roles if policy else ())
+
 
 def _signature(row: dict[str, Any]) -> Signature:
     return Signature(row["id"], row["model_name"], int(row["model_version"]), row["kind"], row["decision"],
                      row["signer"], row["full_name"], row["role"], row["meaning"], row["rationale"], row["signed_at"],
                      row["evaluation_id"], row["evaluation_sha256"], row["card_sha256"], row["artifact_sha256"],
-                     row["policy"], tuple(json.loads(row["criteria"] or "[]")))
+                     row["policy"], tuple(json.loads(row["criteria"] or "[]")),
+                     tuple(json.loads(row.get("acknowledged_gates") or "[]")))
 
 
 def signatures_for(store: Store, viewer: User, model: str, version: int) -> list[Signature]:
@@ -163,14 +190,14 @@ def _policy_label(use_case: UseCase | None) -> str:
 def _gates(store: Store, viewer: User, use_case: UseCase | None, card: ModelCard,
            evaluation: StoredEvaluation | None, failed: tuple[str, ...], accepted: set[str], model: str,
            version: int) -> tuple[Gate, ...]:
-    gates = [Gate("Use case and policy", use_case is not None,
+    gates = [Gate(USE_CASE_GATE, use_case is not None,
                   f"Governed by use case {use_case.name} v{use_case.version}." if use_case else
                   "No use case governs this model: an administrator must bind one before anyone can sign."),
-             Gate("Evaluation complete", evaluation is not None,
+             Gate(EVALUATION_GATE, evaluation is not None,
                   "ModelBoard evaluated this version." if evaluation else
                   "ModelBoard has not evaluated this version: a data scientist submits it first.")]
     open_failures = [c for c in failed if c not in accepted]
-    gates.append(Gate("Use-case criteria", evaluation is not None and not open_failures,
+    gates.append(Gate(CRITERIA_GATE, evaluation is not None and not open_failures,
                       "Every criterion is met." if evaluation and not failed else
                       "Failed criteria are accepted in a signed exception: " + "; ".join(failed) + "."
                       if evaluation and not open_failures else
@@ -178,10 +205,10 @@ def _gates(store: Store, viewer: User, use_case: UseCase | None, card: ModelCard
                       if evaluation else "No evaluation yet."))
     if use_case is None or use_case.promotion.require_complete_card:
         missing = [f.label for f in card.missing_required]
-        gates.append(Gate("Model card complete", not missing, "Every required field is filled." if not missing else
+        gates.append(Gate(CARD_GATE, not missing, "Every required field is filled." if not missing else
                           "Required fields still empty: " + ", ".join(missing) + "."))
     critical = open_alerts(store, viewer, model=model, version=version, severity="critical")
-    gates.append(Gate("No open critical alert", not critical, "No critical alert is open on this version."
+    gates.append(Gate(ALERT_GATE, not critical, "No critical alert is open on this version."
                       if not critical else "Open critical alerts: " + "; ".join(a.title for a in critical) + "."))
     return tuple(gates)
 
@@ -211,21 +238,42 @@ def _check_request(request: SignatureRequest, signer: User, state: SignOffState,
     if any(s.valid and s.signature.signer == signer.username and s.signature.kind == kind for s in state.standings):
         raise ValidationError(f"{signer.full_name} has already signed {state.model} v{state.version} as it stands; "
                               "one person signs a version once.")
+    if kind == "sign_off" and request.decision == "approve":
+        _check_acknowledgement(request, state)
+
+
+def _check_acknowledgement(request: SignatureRequest, state: SignOffState) -> None:
+    """An approval while gates fail is allowed only when its signer acknowledged each failing gate: they must
+    know their approval is recorded but does not move production (issue 14, signing with eyes open)."""
+    failing = state.failing_gates
+    missing = [g for g in failing if g not in request.acknowledged_gates]
+    if missing:
+        count = len(failing)
+        raise ValidationError(
+            f"{count} gate{'s' if count != 1 else ''} of {state.model} v{state.version} "
+            f"fail{'' if count != 1 else 's'} now ({'; '.join(failing)}): approving anyway needs your "
+            "acknowledgement. Tick 'I have read that … fail' above the Sign button (reload the page first if it "
+            "did not show these gates), or pass --acknowledge-failing-gates to `python -m core.cli sign`.")
 
 
 def store_signature(cur: Cursor, signature: Signature, action: str, **extra: Any) -> None:
     """Write a signature and its audit row in the caller's transaction (the audit row repeats what was
     signed, so the chain holds it even if the signatures table were tampered with)."""
-    cur.execute("INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    cur.execute("INSERT INTO signatures (id, model_name, model_version, kind, decision, signer, full_name, role, "
+                "meaning, rationale, signed_at, evaluation_id, evaluation_sha256, card_sha256, artifact_sha256, "
+                "policy, criteria, acknowledged_gates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [signature.id, signature.model, signature.version, signature.kind, signature.decision,
                  signature.signer, signature.full_name, signature.role, signature.meaning, signature.rationale,
                  signature.signed_at, signature.evaluation_id, signature.evaluation_sha256, signature.card_sha256,
-                 signature.artifact_sha256, signature.policy, json.dumps(list(signature.criteria))])
+                 signature.artifact_sha256, signature.policy, json.dumps(list(signature.criteria)),
+                 json.dumps(list(signature.acknowledged_gates)) if signature.acknowledged_gates else None])
     record_event(cur, actor=signature.signer, action=action, model=signature.model, version=signature.version,
                  detail={"signature": signature.id, "decision": signature.decision, "meaning": signature.meaning,
                          "rationale": signature.rationale, "card_sha256": signature.card_sha256,
                          "evaluation_sha256": signature.evaluation_sha256, "criteria": list(signature.criteria),
-                         "artifact_sha256": signature.artifact_sha256, "policy": signature.policy, **extra})
+                         "artifact_sha256": signature.artifact_sha256, "policy": signature.policy,
+                         **({"acknowledged_failing_gates": list(signature.acknowledged_gates)}
+                            if signature.acknowledged_gates else {}), **extra})
 
 
 def _write(store: Store, signer: User, request: SignatureRequest, state: SignOffState, *, kind: str,
@@ -234,7 +282,7 @@ def _write(store: Store, signer: User, request: SignatureRequest, state: SignOff
                           signer.full_name, signer.role, request.meaning.strip(), request.rationale.strip(),
                           utc_now(), state.evidence.evaluation_id, state.evidence.evaluation_sha256,
                           state.evidence.card_sha256, state.evidence.artifact_sha256, state.policy_label,
-                          tuple(request.criteria))
+                          tuple(request.criteria), _acknowledged(request, state, kind))
     try:
         with store.transaction() as cur:
             store_signature(cur, signature, action)
@@ -242,6 +290,11 @@ def _write(store: Store, signer: User, request: SignatureRequest, state: SignOff
         raise ValidationError(f"{signer.full_name} has already signed {state.model} v{state.version} as it stands; "
                               "one person signs a version once.") from exc
     return signature
+
+
+def _acknowledged(request: SignatureRequest, state: SignOffState, kind: str) -> tuple[str, ...]:
+    """What is stored with an approval: the gates failing as it was given (each acknowledged by its signer)."""
+    return state.failing_gates if kind == "sign_off" and request.decision == "approve" else ()
 
 
 Promoter = Callable[[Settings, Store, Registry, User, str, int], Any]

@@ -11,6 +11,7 @@ import yaml
 from core.adapters.store import Store
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
+from core.domain.glossary import Glossary, glossary_for
 from core.domain.monitoring_policy import AlertRule, MonitoringPolicy
 from core.domain.policy import PromotionPolicy
 from core.domain.signoff import SignerRequirement
@@ -129,3 +130,11 @@ def use_case_history(store: Store, viewer: User, name: str) -> list[dict[str, An
                     "imported_at": row["imported_at"], "threshold": use_case.threshold,
                     "models": ", ".join(use_case.models), "criteria": " ".join(use_case.plain_criteria())})
     return out
+
+
+def glossary_for_model(store: Store, viewer: User, model: str) -> Glossary:
+    """The words pages use for a model's inputs: its use case's `inputs`, else the common clinical names."""
+    try:
+        return glossary_for(use_case_for_model(store, viewer, model).inputs)
+    except NotFound:
+        return glossary_for()

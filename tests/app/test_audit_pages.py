@@ -37,7 +37,7 @@ def test_audit_log_shows_the_chain_check_and_filters_by_model_and_version(demo_e
     assert not at.exception, at.exception
     shown = at.dataframe[0].value
     assert len(shown) > 0
-    assert set(shown["model_name"]) == {"sepsis-icu"} and set(shown["model_version"]) == {1}
+    assert set(shown["Model"]) == {"sepsis-icu v1"}
 
 
 def test_version_history_answers_which_version_held_production(demo_env: Settings) -> None:
@@ -62,7 +62,7 @@ def test_version_history_shows_a_version_timeline_and_the_evidence_download(demo
     versions = at.selectbox(key="timeline_version")
     versions.select(2).run()
     assert not at.exception, at.exception
-    milestones = list(at.dataframe[0].value["milestone"])
+    milestones = list(at.dataframe[0].value["Milestone"])
     assert "evaluated" in " ".join(milestones) and any(m.startswith("submitted by") for m in milestones)
     assert "Download evidence package of sepsis-icu v2" in [b.label for b in at.get("download_button")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from streamlit.testing.v1 import AppTest
@@ -36,16 +37,26 @@ def test_monitoring_page_shows_series_limits_alert_markers_and_the_shift_window(
     assert "2 window(s) still wait for outcomes" in text  # the demo holds the last 7 days of outcomes back
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(charts) >= 5
-    assert any("Alert raised or still open" in spec for spec in charts)  # markers on the drift series
+    drift_chart = next(json.loads(spec) for spec in charts if "Data drift" in spec)
+    markers = [t for t in drift_chart["data"] if t.get("name", "").startswith("Alert: ")]  # markers on the series
+    limit = drift_chart["layout"]["shapes"][0]["y0"]
+    assert markers and all(y > limit for t in markers for y in t["y"])  # on the failing side of the limit
+    assert drift_chart["layout"]["xaxis"]["type"] == "date" and drift_chart["layout"]["xaxis"]["tickformat"]
     window = next(s for s in at.selectbox if s.label == "Window")
     assert window.value is not None
-    # The detail opens on the first window that broke a rule: the week the lab changed its lactate assay.
-    assert "week of 2026-07-27" in window.format_func(window.value)
+    # The detail opens on the first window that broke a rule: the week the lab changed its lactate assay, shown
+    # with its last day inclusive.
+    assert "27 Jul–2 Aug 2026" in window.format_func(window.value)
     drift = at.dataframe[0].value
-    lactate = drift[drift["Column"] == "lactate"].iloc[0]
-    assert lactate["Drifted"] == "yes" and lactate["Drift score"] > 0.25
-    assert lactate["Mean in window"] > lactate["Mean at sign-off"]
-    assert set(drift[(drift["What it is"] == "input") & (drift["Column"] != "lactate")]["Drifted"]) == {"no"}
+    lactate = drift[drift["Input"] == "Lactate"].iloc[0]
+    assert lactate["Drifted"] == "yes"
+    assert float(lactate["Typical in this window"].split()[0]) > float(lactate["Typical at sign-off"].split()[0])
+    assert "Lactate values are higher than at sign-off: typical value" in text.replace("\\", "")
+    assert set(drift[(drift["What it is"] == "input") & (drift["Input"] != "Lactate")]["Drifted"]) == {"no"}
+    next(t for t in at.toggle if t.label == "Show the statistics (for data scientists)").set_value(True).run()
+    statistics = at.dataframe[1].value  # evidently's statistic, for data scientists
+    assert float(statistics[statistics["Input"] == "Lactate"].iloc[0]["Value"]) > 0.25
+    assert "lactate: wasserstein" in "\n".join(str(c.value) for c in at.code)
 
 
 def test_monitoring_page_renders_from_stored_results_quickly(demo_env: Settings) -> None:
@@ -60,10 +71,10 @@ def test_monitoring_page_renders_from_stored_results_quickly(demo_env: Settings)
 def test_subgroup_view_switches_attribute(demo_env: Settings) -> None:
     at = _open(demo_env, "clinical_lead", "monitoring.py")
     groups = next(s for s in at.selectbox if s.label == "Patient groups by")
-    assert set(groups.options) == {"sex", "age_band", "race_ethnicity", "payer"}
+    assert set(groups.options) == {"Sex", "Age band", "Race and ethnicity", "Payer"}  # in words
     groups.select("race_ethnicity").run()
     assert not at.exception, at.exception
-    assert any("Sensitivity by race_ethnicity" in c.proto.spec for c in at.get("plotly_chart"))
+    assert any("Sensitivity by race and ethnicity" in c.proto.spec for c in at.get("plotly_chart"))
 
 
 def test_alerts_page_shows_the_evidence_and_records_an_acknowledgement(demo_env: Settings) -> None:
@@ -74,9 +85,10 @@ def test_alerts_page_shows_the_evidence_and_records_an_acknowledgement(demo_env:
         at.switch_page("../pages/alerts.py").run()
     assert not at.exception, at.exception
     text = page_texts(at).replace("\\", "")  # user-facing text is Markdown-escaped (app.wording.plain)
-    assert "lactate shifted strongly" in text
-    assert "Inputs that shifted: lactate" in text
-    assert "2026-07-27" in alert.title
+    assert "Lactate shifted strongly" in text
+    drift = at.dataframe[1].value  # the per-input table, in words
+    assert set(drift.loc[drift["Counted as drifted"] == "yes", "Input"]) >= {"Lactate"}
+    assert "27 Jul–2 Aug 2026" in alert.title
     next(r for r in at.radio if r.label == "Action").set_value("Acknowledge")
     at.text_area[0].input("Asked the lab which assay changed; pharmacy informed.")
     next(b for b in at.button if b.label == "Record").click().run()

@@ -23,6 +23,7 @@ from core.errors import AuthenticationFailed
 from core.services import model_card
 from core.services.auth import LoginPolicy, authenticate, get_user
 from core.services.installation import open_registry, open_store
+from tests.app.screen import raw_identifiers, screen_texts
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = str(REPO / "app" / "main.py")
@@ -105,14 +106,23 @@ def test_login_form_logs_in_and_rejects_wrong_password(demo_env: Settings) -> No
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_permitted_page_renders_for_every_role(demo_env: Settings, role: str) -> None:
+def test_every_permitted_page_renders_for_every_role_with_nothing_raw_on_screen(
+        demo_env: Settings, evaluated_v2: object, evaluated_charted: object, role: str) -> None:
+    """Each page in its default state, with two evaluated versions (one with a text input and missing values) and a
+    monitored production log behind it: no exception, no error, and no raw identifier (snake_case names,
+    None/nan/{}, long ids: tests/app/screen.py) anywhere on screen, tables and charts included."""
     at = logged_in(demo_env, role)
     user = at.session_state["modelboard_session"].user
+    raw: dict[str, list[str]] = {}
     for spec in pages_for(user):
         at.switch_page(f"../pages/{spec.file}").run()
         assert not at.exception, (spec.file, at.exception)
         assert not at.error, (spec.file, [e.value for e in at.error])
         assert spec.title in [t.value for t in at.title]
+        assert screen_texts(at), spec.file  # the scanner reads the page (a blank read would pass anything)
+        if found := raw_identifiers(at):
+            raw[spec.file] = found
+    assert not raw, raw
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -178,13 +188,15 @@ def test_admin_sees_a_locked_account_and_unlocks_it(demo_env: Settings) -> None:
 
 def test_fairness_page_shows_the_gap_the_oximeter_bias_causes(demo_env: Settings, evaluated_v2: object) -> None:
     at = clinician_on_v2(demo_env, "fairness")
+    assert at.selectbox[1].value == "race_ethnicity"  # it opens on the finding (tests/app/test_fairness_finding.py)
+    at.selectbox[1].select("sex").run()
     at.selectbox[1].select("race_ethnicity").run()
     assert not at.exception
-    text = page_texts(at)
+    text = page_texts(at).replace("\\", "")  # user-facing text is Markdown-escaped (app.wording.plain)
     black = evaluated_v2.result["subgroups"]["race_ethnicity"]["Black"]["sensitivity"]  # type: ignore[attr-defined]
     outcome = "sepsis within 48 hours of ICU admission"
     assert f"Of 100 Black patients who developed {outcome}, the model flagged {black * 100:.0f}." in text
-    assert "**Fail**" in text and "sensitivity gap between groups" in text
+    assert "**Fail**" in text and "Gap in sensitivity between groups" in text
     gap = next(g for g in evaluated_v2.result["gaps"]  # type: ignore[attr-defined]
                if g["attribute_set"] == "race_ethnicity" and g["metric"] == "sensitivity")
     assert (f"in sensitivity: among {gap['furthest_group']} patients it is "
@@ -192,7 +204,7 @@ def test_fairness_page_shows_the_gap_the_oximeter_bias_causes(demo_env: Settings
     assert "for every 100 it expected (95 % CI" in text
     assert len(at.get("plotly_chart")) == 3
     at.slider[0].set_value(0.03).run()
-    assert not at.exception and "At 0.03: of 100 patients who developed sepsis" in page_texts(at)
+    assert not at.exception and "At 0.03: of 100 patients who developed sepsis" in page_texts(at).replace("\\", "")
 
 
 def test_the_charted_model_shows_who_misses_lactate_and_what_it_costs(demo_env: Settings,
@@ -206,9 +218,10 @@ def test_the_charted_model_shows_who_misses_lactate_and_what_it_costs(demo_env: 
     at.switch_page("../pages/performance.py").run()
     at.selectbox[0].select_index(at.selectbox[0].options.index("sepsis-icu-charted v1")).run()
     assert not at.exception
-    text = page_texts(at)
+    assert "because the model's standard prediction gives only a yes/no decision" in page_texts(at)
+    at.toggle[0].set_value(True).run()  # the method, in the data scientists' terms
     assert ("from the model's own predict_proba (MLflow sklearn flavour); MLflow's pyfunc predict returns decisions"
-            in text)
+            in "\n".join(str(c.value) for c in at.code))
     at.switch_page("../pages/fairness.py").run()
     at.selectbox[0].select_index(at.selectbox[0].options.index("sepsis-icu-charted v1")).run()
     at.selectbox[1].select("race_ethnicity").run()
@@ -225,7 +238,8 @@ def test_the_charted_model_shows_who_misses_lactate_and_what_it_costs(demo_env: 
     explained = result["explanations"]
     assert explained["features"][-1] == "admission_source" and len(explained["features"]) == 11
     assert explained["method"] == "TreeExplainer (exact), summed per original input"
-    assert f"SHAP values by {explained['method']}, in log-odds" in page_texts(at)
+    at.toggle[0].set_value(True).run()
+    assert f"SHAP, {explained['method']}, log-odds" in "\n".join(str(c.value) for c in at.code)
 
 
 def test_data_scientist_submits_from_the_page(demo_env: Settings, evaluated_v2: object) -> None:
@@ -265,10 +279,13 @@ def test_explanations_page_shows_spo2_and_a_missed_patient(demo_env: Settings, e
     at = clinician_on_v2(demo_env, "explanations")
     assert not at.exception
     text = page_texts(at)
-    assert "TreeExplainer" in text and "log-odds" in text
-    assert "The strongest driver is **spo2**." in text
+    assert "percentage points of risk" in text
+    assert "The strongest driver is **Oxygen saturation by pulse oximetry (SpO2)**" in text
     assert at.selectbox[2].value.startswith("missed")
     assert "Outcome: missed" in text
+    at.toggle[0].set_value(True).run()  # the method, for data scientists
+    method = "\n".join(str(c.value) for c in at.code)
+    assert "TreeExplainer" in method and "log-odds" in method
 
 
 def test_compare_page_shows_deltas_and_flips(demo_env: Settings, evaluated_v2: object) -> None:
@@ -302,11 +319,14 @@ def test_model_card_page_shows_facts_missing_fields_and_exports(demo_env: Settin
 def test_performance_page_plots_calibration_and_decision_curve(demo_env: Settings, evaluated_v2: object) -> None:
     at = clinician_on_v2(demo_env, "performance")
     assert not at.exception
+    at.toggle[0].set_value(True).run()  # methods shown, for data scientists
     table = at.dataframe[0].value
-    sensitivity = table[table["Metric"] == "Sensitivity"].iloc[0]
+    sensitivity = table[table["Measure"] == "Sensitivity"].iloc[0]
     expected = evaluated_v2.result["overall"]["sensitivity"]  # type: ignore[attr-defined]
-    assert sensitivity["Value"] == expected and sensitivity["Method"] == "Wilson score"
+    assert float(sensitivity["Value (95 % interval)"].split(" ")[0]) == pytest.approx(expected, abs=0.005)
+    assert sensitivity["Method"] == "Wilson score"
     assert f"the model flagged {expected * 100:.0f}" in sensitivity["In plain words"]
     text = page_texts(at)
-    assert "Calibration slope" in text and "Wald, from the inverse Hessian" in text
-    assert "percentile bootstrap, 200 resamples, seed 20261124" in text and len(at.get("plotly_chart")) == 2
+    methods = "\n".join(str(c.value) for c in at.code)
+    assert "Calibration slope" in text and "Wald, from the inverse Hessian" in methods
+    assert "percentile bootstrap, 200 resamples, seed 20261124" in methods and len(at.get("plotly_chart")) == 2

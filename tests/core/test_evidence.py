@@ -137,7 +137,7 @@ T0, T1, T2, T3 = (datetime(2026, 9, 1, 8), datetime(2026, 10, 1, 14, 30), dateti
 def _signature(cur: object, sid: str, version: int, who: tuple[str, str, str], decision: str, kind: str,
                at: datetime) -> None:
     cur.execute("INSERT INTO signatures VALUES (?, 'sepsis-icu', ?, ?, ?, ?, ?, ?, ?, 'because', ?, 'e1', ?, ?, ?, "  # type: ignore[attr-defined]
-                "'use case sepsis-48h v1', '[]')",
+                "'use case sepsis-48h v1', '[]', NULL)",
                 [sid, version, kind, decision, *who, f"I {decision} v{version}", at, "e" * 64, "c" * 64, "a" * 64])
 
 

@@ -48,6 +48,7 @@ from core.config import Settings
 from core.domain.access import User, command_line_operator
 from core.domain.models import STATUS_TAG
 from core.domain.policy import PromotionPolicy
+from core.domain.signoff import GATE_NAMES
 from core.errors import AuthenticationFailed, ModelBoardError, NotFound, PermissionDenied, ValidationError
 from core.services.audit import record_event
 from core.services.audit_verification import verify_chain
@@ -319,7 +320,8 @@ class GovernanceMachine(RuleBasedStateMachine):
         card_hash, evaluation_id = self.fingerprints[key]
         return SignatureRequest(MODEL, version, decision, "approved for clinical use in the adult ICU",
                                 "Reviewed the card, the subgroup results and the comparison with production.",
-                                who, password, card_hash, evaluation_id, criteria)
+                                who, password, card_hash, evaluation_id, criteria,
+                                acknowledged_gates=GATE_NAMES)  # ticked whenever shown (its own test elsewhere)
 
     def password(self, who: str, ok: bool) -> str:
         return PASSWORDS[who] if ok else PASSWORDS[who] + "-wrong"

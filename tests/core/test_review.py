@@ -97,7 +97,7 @@ def test_threshold_view_covers_pairwise_intersections(store: Store, operator: Us
     assert (row["tp"], row["fp"], row["fn"], row["tn"]) == (tp, fp, fn, tn)
     assert row["alerts_per_100"] == pytest.approx(100 * (tp + fp) / mask.sum(), abs=1e-12)
     assert view.sentence.startswith(f"At 0.35: of 100 patients who developed {OUTCOME}, the model flags ")
-    assert "among female / Other patients, too few patients to judge (n = " in view.sentence
+    assert "among female Other patients, too few patients to judge (n = " in view.sentence
     assert set(view.left_out) == {"female / Other", "male / Other"}
     assert not set(view.curves["group"]) & set(view.left_out)
     assert review.threshold_view(store, operator, "no-such-evaluation", threshold=0.35, min_n=100,

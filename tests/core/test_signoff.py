@@ -51,12 +51,14 @@ def person(settings: Settings, username: str) -> User:
 
 def request(settings: Settings, username: str, *, decision: str = "approve", password: str | None = None,
             as_username: str | None = None, criteria: tuple[str, ...] = ()) -> SignatureRequest:
-    """What the sign-off page submits for `username`, with the fingerprints of the card and evaluation now."""
+    """What the sign-off page submits for `username`, with the fingerprints of the card and evaluation now (and,
+    the acknowledgement ticked, the gates failing now: tests/core/test_signoff_acknowledgement.py tests it)."""
     state = sign_off_state(open_store(settings), open_registry(settings), person(settings, username), MODEL, VERSION)
     return SignatureRequest(MODEL, VERSION, decision, "approved for clinical use in the adult ICU",
                             "Reviewed the card, the subgroup results and the comparison with production.",
                             as_username or username, PASSWORDS[username] if password is None else password,
-                            state.evidence.card_sha256, state.evidence.evaluation_id, criteria)
+                            state.evidence.card_sha256, state.evidence.evaluation_id, criteria,
+                            acknowledged_gates=state.failing_gates)
 
 
 def sign(settings: Settings, username: str, req: SignatureRequest | None = None) -> tuple[Signature, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.browser
 def test_clinician_sees_sepsis_v1_in_production(server: str, page: Page) -> None:
     log_in(page, server, "ng", "ng-icu-demo-2026")
     expect(page.get_by_text("DEMO", exact=False).first).to_be_visible()
-    line = page.get_by_text("sepsis-icu v1 is the version in clinical use")
+    line = page.get_by_text("sepsis-icu v1 is in clinical use but never reviewed in ModelBoard")
     expect(line).to_be_visible()
     line.locator("xpath=ancestor::div[@data-testid='stHorizontalBlock'][1]").get_by_role("link", name="Open").click()
     page.get_by_role("heading", name="Model registry").wait_for()
@@ -95,7 +96,8 @@ def settle(page: Page) -> None:
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    """Pick an option in a Streamlit selectbox identified by its label."""
+    """Pick an option in a Streamlit selectbox identified by its label; "v2" also picks a version labelled in
+    words, "v2 — awaits your review"."""
     label_text = page.locator("[data-testid='stWidgetLabel']").get_by_text(label, exact=True)
     box = page.locator("[data-testid='stSelectbox']").filter(has=label_text)
     for attempt in range(3):  # a rerun still in flight can close the list just opened, or show two boxes
@@ -103,7 +105,7 @@ def choose(page: Page, label: str, option: str) -> None:
         expect(box).to_have_count(1, timeout=30_000)
         try:
             box.click()
-            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}( — .*)?$")).click(timeout=5_000)
             break
         except PlaywrightError:
             if attempt == 2:
@@ -135,7 +137,10 @@ def test_data_scientist_submits_v2_and_clinician_sees_the_gap(server: str, page:
     page.get_by_role("link", name="Fairness").click()
     page.get_by_role("heading", name="Fairness").wait_for()
     choose(page, "Model version", "sepsis-icu v2")
-    choose(page, "Compare groups by", "race_ethnicity")
+    # The page opens on the finding: race and ethnicity, Black patients flagged less often (no choice needed).
+    expect(page.get_by_text("Black patients who developed sepsis within 48 hours of ICU admission are flagged less "
+                            "often than White patients", exact=False).first).to_be_visible()
+    expect(page.get_by_role("combobox", name="Compare groups by")).to_have_value("Race and ethnicity")
     flagged = {}
     for group in ("Black", "White"):
         sentence = page.get_by_text(f"Of 100 {group} patients who developed sepsis within 48 hours of ICU admission, "
@@ -143,13 +148,13 @@ def test_data_scientist_submits_v2_and_clinician_sees_the_gap(server: str, page:
         expect(sentence).to_be_visible()
         flagged[group] = int(sentence.inner_text().rstrip(".").split()[-1])
     assert flagged["Black"] < flagged["White"], flagged  # the oximeter's bias, seen by the clinician
-    expect(page.get_by_text("sensitivity gap between groups", exact=False).first).to_be_visible()
+    expect(page.get_by_text("Gap in sensitivity between groups", exact=False).first).to_be_visible()
     page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=str(OUTPUT / "fairness-clinician.png"))
 
     page.get_by_role("link", name="Explanations").click()
     page.get_by_role("heading", name="Explanations").wait_for()
     choose(page, "Model version", "sepsis-icu v2")
-    expect(page.get_by_text("The strongest driver is spo2")).to_be_visible()
+    expect(page.get_by_text("The strongest driver is Oxygen saturation by pulse oximetry (SpO2)")).to_be_visible()
     page.locator(".js-plotly-plot").nth(3).wait_for()
     page.screenshot(path=str(OUTPUT / "explanations-clinician.png"))

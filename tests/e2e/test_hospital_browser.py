@@ -111,13 +111,15 @@ def test_two_ordinary_models_through_the_submit_page(server: str, page: Page, br
     page.get_by_role("link", name="Performance").click()
     page.get_by_role("heading", name="Performance").wait_for()
     choose(page, "Model version", "ward-pipeline v1")
+    expect(page.get_by_text("standard prediction gives only a yes/no decision", exact=False)).to_be_visible()
+    page.get_by_text("Show the method (for data scientists)").click()  # the method, in a data scientist's terms
     expect(page.get_by_text("from the model's own predict_proba", exact=False)).to_be_visible()
     expect(page.get_by_text("MLflow's pyfunc predict returns decisions", exact=False)).to_be_visible()
     page.screenshot(path=str(OUTPUT / "performance-ordinary-pipeline.png"))
     page.get_by_role("link", name="Fairness").click()
     page.get_by_role("heading", name="Fairness").wait_for()
     choose(page, "Model version", "ward-pipeline v1")
-    choose(page, "Compare groups by", "ethnicity")
+    choose(page, "Compare groups by", "Ethnicity")
     shares = evaluation["lactate"].isna().groupby(evaluation["ethnicity"]).mean()
     expect(page.get_by_text(f"Lactate is missing for {shares['South Asian']:.0%} of South Asian patients",
                             exact=False)).to_be_visible()

@@ -3,10 +3,14 @@ Monitoring page, and acknowledges the alert with a note that lands in the store 
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from core.config import Settings
+from core.domain.monitoring_policy import window_span
 from core.services.installation import open_store
 from tests.e2e.conftest import OUTPUT, log_in
 from tests.e2e.test_browser import settle
@@ -22,8 +26,13 @@ def test_clinician_opens_the_shift_alert_and_acknowledges_it(server: str, page: 
     page.get_by_role("link", name="Open the alert and its evidence").first.click()
     page.get_by_role("heading", name="Alerts", exact=True).wait_for()
     settle(page)
-    expect(page.get_by_text("lactate shifted strongly", exact=False).first).to_be_visible()
-    expect(page.get_by_text("2026-07-27", exact=False).first).to_be_visible()
+    expect(page.get_by_text("Lactate shifted strongly", exact=False).first).to_be_visible()
+    evidence = json.loads(open_store(browser_demo).query_one(
+        "SELECT evidence FROM alerts WHERE rule = 'input_drift'")["evidence"])
+    window = window_span(datetime.fromisoformat(evidence["window_start"]),
+                         datetime.fromisoformat(evidence["window_end"]))
+    assert window == "27 Jul–2 Aug 2026"  # the demo's assay change, shown with its last day inclusive
+    expect(page.get_by_text(window, exact=False).first).to_be_visible()
     page.screenshot(path=str(OUTPUT / "alert-detail-clinician.png"), full_page=True)
 
     form = page.locator("[data-testid='stForm']").filter(has=page.get_by_role("button", name="Record"))

@@ -10,6 +10,7 @@ from hashlib import sha256
 
 import pytest
 from mlflow import MlflowClient
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
 
 from core.config import Settings
@@ -51,6 +52,26 @@ def submit_v2_if_needed(page: Page, server: str, settings: Settings) -> None:
     page.get_by_role("button", name="Log out").click()
 
 
+def pick_first_option(page: Page, box: Locator) -> None:
+    """Open a multiselect and pick its first remaining option (not its "Select all"); a click that lands while the
+    page is still settling focuses the box without opening its list, so open it again until the list shows."""
+    for attempt in range(4):
+        box.click()
+        option = page.get_by_role("option").filter(has_not_text="Select all").first  # one criterion at a time
+        try:
+            option.wait_for(timeout=5_000)
+        except PlaywrightError:
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
+            settle(page)
+            continue
+        option.click()
+        page.keyboard.press("Escape")  # an open list hides the rest of the page from role queries
+        settle(page)
+        return
+
+
 def approve(page: Page, server: str, username: str) -> None:
     open_page(page, server, username, "Sign-off")
     choose(page, "Version", "v2")
@@ -85,10 +106,8 @@ def test_two_clinicians_and_a_data_scientist_sign_v2_and_production_moves(server
     choose(page, "Version", "v2")
     expect(page.get_by_text("Use-case criteria — not passed.", exact=False)).to_be_visible()
     form = form_with(page, "Sign the exception")
-    form.locator("[data-testid='stMultiSelect']").click()
     for _ in range(2):
-        page.get_by_role("option").first.click()
-        settle(page)
+        pick_first_option(page, form.locator("[data-testid='stMultiSelect']"))
     page.keyboard.press("Escape")
     form.get_by_role("textbox", name="Rationale and mitigation").fill(
         "Gaps are in small intersectional groups; SpO2 bias mitigated by blood-gas confirmation protocol.")

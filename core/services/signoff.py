@@ -310,8 +310,10 @@ def sign(settings: Settings, store: Store, registry: Registry, signer: User, req
                      purpose=f"sign {request.model} v{request.version}")
     state = sign_off_state(store, registry, signer, request.model, request.version)
     _check_request(request, signer, state, "sign_off")
-    if request.decision == "approve" and state.in_production:
-        raise ValidationError(f"{request.model} v{request.version} is already in production; nothing to approve")
+    if state.in_production:  # a label must never contradict the alias: 'rejected' while patients are scored by it
+        raise ValidationError(
+            f"{request.model} v{request.version} is already in production; a sign-off signature cannot change "
+            "that. To take it out of clinical use, a clinical lead signs a rollback on the Sign-off page.")
     signature = _write(store, signer, request, state, kind="sign_off", decision=request.decision, action="signed")
     if request.decision != "approve":
         registry.tag_version(request.model, request.version, {STATUS_TAG: {

@@ -366,8 +366,8 @@ class GovernanceMachine(RuleBasedStateMachine):
                 refusals.add(PermissionDenied)  # separation of duties
             if any(s.signer == who for s in model.valid(version, "sign_off")):
                 refusals.add(ValidationError)  # one person signs a version once
-            if decision == "approve" and model.production == version:
-                refusals.add(ValidationError)  # nothing to approve
+            if model.production == version:
+                refusals.add(ValidationError)  # in production: no sign-off signature changes that (roll back)
         result = self.attempt(refusals, lambda: sign(
             self.settings, self.store, self.registry, self.user(who),
             self.request(who, version, decision, self.password(who, ok))))

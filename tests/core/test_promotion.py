@@ -177,6 +177,13 @@ def test_the_last_approval_promotes_through_mlflow_and_records_it(demo: Settings
     assert recorded_aliases(open_store(demo), MODEL) == {"production": CANDIDATE, "previous": before}
     with pytest.raises(ValidationError, match="already in production"):  # nothing left to approve
         approve(demo, "patel")
+    # …nor to reject: a 'rejected' label on the version patients are scored by would contradict the alias
+    # (found by the property test); taking it out of clinical use is a signed rollback.
+    for decision in ("reject", "request_changes"):
+        with pytest.raises(ValidationError, match="already in production.*rollback"):
+            signoff.sign(demo, open_store(demo), open_registry(demo), person(open_store(demo), "patel"),
+                         request(demo, "patel", decision=decision))
+    assert client.get_model_version(MODEL, str(CANDIDATE)).tags["modelboard.status"] == "approved"
 
 
 # -- two sessions give the last two approvals at the same moment -----------------------------------------------------

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from core.cli import main
 from core.config import Settings
 from core.domain.access import User
 from core.domain.signoff import (
@@ -36,6 +36,7 @@ from core.services.evidence import evidence_package
 from core.services.installation import open_registry, open_store
 from core.services.signoff import SignatureRequest, sign_off_state
 from tests.conftest import copy_demo
+from tests.core.test_cli import cli, one_line_error
 
 MODEL, VERSION = "sepsis-icu", 2
 PASSWORDS = {username: password for username, _name, _role, password in DEMO_USERS}
@@ -116,19 +117,20 @@ def test_a_rejection_needs_no_acknowledgement_and_stores_none(demo: Settings) ->
     assert row["acknowledged_gates"] is None
 
 
-def _cli_sign(demo: Settings, username: str, monkeypatch: pytest.MonkeyPatch, *extra: str) -> int:
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS[username] + "\n"))
-    return main(["sign", "--home", str(demo.home), "--model", MODEL, "--version", str(VERSION), "--username",
-                 username, "--decision", "approve", "--rationale", RATIONALE, *extra])
+def _cli_sign(demo: Settings, username: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`python -m core.cli sign` in its own process, as an operator runs it (the password on standard input)."""
+    return cli(demo.home, "sign", "--model", MODEL, "--version", str(VERSION), "--username", username,
+               "--decision", "approve", "--rationale", RATIONALE, *extra, stdin=PASSWORDS[username] + "\n")
 
 
-def test_the_command_line_refuses_without_the_flag_and_stores_the_acknowledgement_with_it(
-        demo: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli_sign(demo, "patel", monkeypatch) == 1
-    assert "--acknowledge-failing-gates" in capsys.readouterr().err
+def test_the_command_line_refuses_without_the_flag_and_stores_the_acknowledgement_with_it(demo: Settings) -> None:
+    refused = _cli_sign(demo, "patel")
+    assert refused.returncode == 1
+    assert "--acknowledge-failing-gates" in one_line_error(refused)
     assert rows(demo, "patel") == []
-    assert _cli_sign(demo, "patel", monkeypatch, "--acknowledge-failing-gates") == 0
-    out = capsys.readouterr().out
+    signed = _cli_sign(demo, "patel", "--acknowledge-failing-gates")
+    assert signed.returncode == 0, signed.stderr
+    out = signed.stdout
     assert "Your approval is recorded; production will not change until the 2 failing gates are resolved" in out
     (row,) = rows(demo, "patel")
     assert json.loads(row["acknowledged_gates"]) == [CRITERIA_GATE, CARD_GATE]

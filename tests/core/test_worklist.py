@@ -11,6 +11,7 @@ from core.services import catalog, signoff, worklist
 from core.services.auth import get_user
 from core.services.installation import open_registry, open_store
 from core.services.worklist import VersionOption, choose_default
+from tests.conftest import copy_demo
 
 MODEL = "sepsis-icu"
 
@@ -55,6 +56,12 @@ def test_labels_say_what_the_version_is_in_words() -> None:
 
 
 # -- on the demo (sepsis-icu v2 evaluated; v1 in production; v3 registered only) -------------------------------
+@pytest.fixture(scope="module")
+def demo(reviewed_demo: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """This module's own copy of the reviewed demo: the session demo gains versions other modules register."""
+    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("worklist") / "home")
+
+
 def person(settings: Settings, username: str) -> User:
     user = get_user(open_store(settings), username)
     assert user is not None, username
@@ -66,65 +73,63 @@ def menu(settings: Settings, username: str, model: str = MODEL) -> worklist.Vers
 
 
 @pytest.mark.parametrize("username", ["ng", "patel", "diaz"])
-def test_a_signer_who_has_not_signed_opens_sepsis_icu_on_v2(demo_settings: Settings, evaluated_v2: object,
+def test_a_signer_who_has_not_signed_opens_sepsis_icu_on_v2(demo: Settings,
                                                             username: str) -> None:
-    found = menu(demo_settings, username)
+    found = menu(demo, username)
     assert (found.default.version, found.reason, found.default.label) == (2, "awaits_you", "v2 — awaits your review")
-    state = signoff.sign_off_state(open_store(demo_settings), open_registry(demo_settings),
-                                   person(demo_settings, username), MODEL, 2)
+    state = signoff.sign_off_state(open_store(demo), open_registry(demo),
+                                   person(demo, username), MODEL, 2)
     # what Sign-off itself says: evaluated, not in production, not theirs, nothing of theirs counts yet
     assert state.evaluation is not None and not state.in_production
     assert username not in state.submitters
     assert not [s for s in state.standings if s.valid and s.signature.signer == username]
 
 
-def test_the_data_scientist_who_built_v2_is_not_sent_to_sign_it(demo_settings: Settings,
-                                                                evaluated_v2: object) -> None:
-    found = menu(demo_settings, "lee")
-    state = signoff.sign_off_state(open_store(demo_settings), open_registry(demo_settings),
-                                   person(demo_settings, "lee"), MODEL, 2)
+def test_the_data_scientist_who_built_v2_is_not_sent_to_sign_it(demo: Settings) -> None:
+    found = menu(demo, "lee")
+    state = signoff.sign_off_state(open_store(demo), open_registry(demo),
+                                   person(demo, "lee"), MODEL, 2)
     assert "lee" in state.submitters
     assert found.option(2).submitted_by_you and not found.option(2).awaits_you
     assert (found.default.version, found.reason) == (1, "in_production")
 
 
 @pytest.mark.parametrize("username", ["kim", "admin"])
-def test_roles_that_never_sign_open_on_the_version_in_production(demo_settings: Settings, evaluated_v2: object,
+def test_roles_that_never_sign_open_on_the_version_in_production(demo: Settings,
                                                                 username: str) -> None:
-    found = menu(demo_settings, username)
-    production = open_registry(demo_settings).version_for_alias(MODEL, "production")
+    found = menu(demo, username)
+    production = open_registry(demo).version_for_alias(MODEL, "production")
     assert (found.default.version, found.reason) == (production, "in_production")
     assert not any(o.awaits_you for o in found.options)
     assert found.default.label.startswith(f"v{production} — in production")
 
 
-def test_an_unevaluated_version_never_awaits_anyone(demo_settings: Settings, evaluated_v2: object) -> None:
-    newest = max(v.version for v in open_registry(demo_settings).list_versions(MODEL))
-    assert open_store(demo_settings).query("SELECT 1 FROM evaluations WHERE model_name = ? AND model_version = ? "
+def test_an_unevaluated_version_never_awaits_anyone(demo: Settings) -> None:
+    newest = max(v.version for v in open_registry(demo).list_versions(MODEL))
+    assert open_store(demo).query("SELECT 1 FROM evaluations WHERE model_name = ? AND model_version = ? "
                                            "AND status = 'complete'", [MODEL, newest]) == []
-    assert menu(demo_settings, "ng").option(newest).label == f"v{newest} — not yet evaluated"
+    assert menu(demo, "ng").option(newest).label == f"v{newest} — not yet evaluated"
 
 
-def test_the_review_pages_picker_follows_the_same_rule(demo_settings: Settings, evaluated_v2: object) -> None:
-    store, registry = open_store(demo_settings), open_registry(demo_settings)
-    ng = worklist.evaluation_menu(store, registry, person(demo_settings, "ng"))
+def test_the_review_pages_picker_follows_the_same_rule(demo: Settings) -> None:
+    store, registry = open_store(demo), open_registry(demo)
+    ng = worklist.evaluation_menu(store, registry, person(demo, "ng"))
     chosen = ng.evaluations[ng.index]
     assert ng.reason == "awaits_you" and ng.options[ng.index].awaits_you
     assert (chosen.model, chosen.version) == (MODEL, 2)
     assert len(ng.evaluations) == len(ng.options) and all(o.evaluated for o in ng.options)
-    asked = worklist.evaluation_menu(store, registry, person(demo_settings, "kim"), model=MODEL, version=2)
+    asked = worklist.evaluation_menu(store, registry, person(demo, "kim"), model=MODEL, version=2)
     assert (asked.evaluations[asked.index].version, asked.reason) == (2, "asked")
 
 
-def test_home_lists_what_waits_for_you_and_says_plainly_what_was_never_reviewed(demo_settings: Settings,
-                                                                                evaluated_v2: object) -> None:
-    store, registry = open_store(demo_settings), open_registry(demo_settings)
-    waiting = worklist.waiting_for(store, registry, person(demo_settings, "ng"))
+def test_home_lists_what_waits_for_you_and_says_plainly_what_was_never_reviewed(demo: Settings) -> None:
+    store, registry = open_store(demo), open_registry(demo)
+    waiting = worklist.waiting_for(store, registry, person(demo, "ng"))
     assert (MODEL, 2) in [(o.model, o.version) for o in waiting]
-    assert worklist.waiting_for(store, registry, person(demo_settings, "kim")) == []
-    items = catalog.attention_items(registry, person(demo_settings, "ng"), store)
+    assert worklist.waiting_for(store, registry, person(demo, "kim")) == []
+    items = catalog.attention_items(registry, person(demo, "ng"), store)
     assert (items[0].model, items[0].version, items[0].headline) == (MODEL, 2, f"{MODEL} v2 waits for your review.")
-    unsigned = [i for i in items if "production" in i.aliases and not open_store(demo_settings).query(
+    unsigned = [i for i in items if "production" in i.aliases and not open_store(demo).query(
         "SELECT 1 FROM signatures WHERE model_name = ? AND model_version = ?", [i.model, i.version])]
     assert unsigned, "the demo's production versions predate ModelBoard: nobody signed them"
     for item in unsigned:

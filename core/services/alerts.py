@@ -245,7 +245,8 @@ def _numbers(rule: str, e: dict[str, Any], subject: str, glossary: words.Glossar
         moved = ""
         if facts.get("reference_mean") is not None and facts.get("current_mean") is not None:
             unit = glossary.input(str(e.get("subject") or "")).unit
-            moved = (f" Typical value {words.with_unit(words.significant(facts['reference_mean']), unit)} at "
+            # the stored facts are means; Monitoring's "typical value" is the median, so this says "mean"
+            moved = (f" Mean value {words.with_unit(words.significant(facts['reference_mean']), unit)} at "
                      f"sign-off, {words.with_unit(words.significant(facts['current_mean']), unit)} in this window.")
         return (f"Drift distance ({subject})" if subject else "Drift distance", words.number(value),
                 words.number(limit),

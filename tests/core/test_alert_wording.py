@@ -136,7 +136,8 @@ def test_input_drift_shows_the_use_case_limit_the_rule_used() -> None:
     view = describe(_alert(breach), g.glossary_for({"lactate": ("Lactate", "mmol/L")}))
     assert view.limit == g.number(rule.threshold) and view.measured == g.number(0.35)
     assert f"alert above {g.number(rule.threshold)}" in view.finding
-    assert "1.38" in view.finding and "1.63" in view.finding and "mmol/L" in view.finding
+    # the stored facts are means, and said as means (Monitoring's "typical value" is the median)
+    assert "Mean value 1.38 mmol/L at sign-off, 1.63 mmol/L in this window" in view.finding
     assert view.window == "2–8 Mar 2026" and "2–8 Mar 2026" in breach.title
     assert "laboratory" in view.next_step and "lactate" in view.next_step
     assert [r["Input"] for r in view.evidence] == ["Lactate", "Heart rate"]

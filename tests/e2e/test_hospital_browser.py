@@ -39,7 +39,7 @@ pytestmark = pytest.mark.browser
 def upload(page: Page, label: str, path: Path) -> None:
     uploader = page.locator("[data-testid='stFileUploader']").filter(has_text=label)
     uploader.locator("input[type='file']").set_input_files(str(path))
-    expect(uploader.get_by_text(path.name)).to_be_visible()
+    expect(uploader.get_by_text(path.name)).to_be_visible(timeout=30_000)  # the upload, on a loaded machine
     settle(page)
 
 

@@ -12,7 +12,7 @@ import re
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.domain.glossary import interval, measure, number, per100, percent
+from core.domain.glossary import interval, measure, number, per100, percent, words
 from core.domain.palette import DASHES, HIGHLIGHT, LIGHT, MUTED, OKABE_ITO
 
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
@@ -111,8 +111,9 @@ def column_help(columns: list[str]) -> dict[str, str]:
 
 
 def methods_caption(methods: dict[str, str]) -> str:
-    """'Observed / predicted: Wilson interval…; Calibration error: … `calibration_curve` …' (code names in code)."""
-    return "; ".join(f"{measure(k).name}: {_SNAKE.sub(lambda m: f'`{m.group(0)}`', str(v))}"
+    """'Observed / predicted: Wilson interval…; Calibration error: … scikit-learn's calibration curve …': a library
+    function named in the method text is put into words, like every other name on screen."""
+    return "; ".join(f"{measure(k).name}: {_SNAKE.sub(lambda m: words(m.group(0)).lower(), str(v))}"
                      for k, v in methods.items())
 
 

@@ -9,6 +9,7 @@ from app.widgets import choose_version
 from app.wording import plain
 from core.domain.access import Permission, can
 from core.domain.card_words import CODE, card_value_in_words
+from core.domain.glossary import words as in_words
 from core.domain.model_card import FIELDS, NARRATIVE_KEYS, SECTIONS, to_chai_xml, to_html, to_markdown
 from core.errors import ValidationError
 from core.services import model_card, signoff
@@ -54,7 +55,7 @@ with st.expander("Full detail with ONC HTI-1 source attributes and CHAI sections
         st.markdown(f"#### {name}")
         for field, value in card.section(name):
             refs = f" · HTI-1 ({', '.join(map(str, field.hti1))})" if field.hti1 else ""
-            st.markdown(f"**{field.label}** — from {field.source.replace('_', ' ')}{refs} · CHAI {field.chai}")
+            st.markdown(f"**{field.label}** — from {in_words(field.source).lower()}{refs} · CHAI {field.chai}")
             text, raw = shown(field.key, value) if value else ("not provided", None)
             st.markdown(text, help=raw)
 

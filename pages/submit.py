@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import cache, state
 from app.wording import criterion_verdict
-from core.domain.glossary import attribute
+from core.domain.glossary import attribute, words
 from core.errors import ModelBoardError, NotFound, ValidationError
 from core.services.audit import short_id
 from core.services.packaged_model import submit_packaged_upload
@@ -111,7 +111,7 @@ mine = submissions_by(cache.store(), user)
 if mine:
     st.dataframe([{
         "Evaluation": short_id(m["id"]), "Model": f"{m['model_name']} v{m['model_version']}",
-        "Status": str(m["status"]).replace("_", " "),
+        "Status": words(str(m["status"])).lower(),
         "Submitted (UTC)": f"{m['submitted_at']:%d %b %Y %H:%M}" if m["submitted_at"] else "—",
         "Finished (UTC)": f"{m['finished_at']:%d %b %Y %H:%M}" if m["finished_at"] else "—",
         "Failed criteria": "; ".join(m["failed_criteria"]) or "none", "Error": m["error"] or "—",

@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test demo bench install chromium lint typecheck clean-venv
+.PHONY: run test demo bench install chromium postgres lint typecheck clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The store and service tests also run on a real PostgreSQL server (15 or newer) that the tests start themselves
+# as the `postgres` user (tests/postgres_server.py); Debian's package brings the server binaries and that user.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! id postgres >/dev/null 2>&1; then \
+	  echo "Installing Debian's PostgreSQL server for the hospital-profile tests…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
 run: install
 	$(PY) -m core.cli demo --if-missing
 	MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false $(PY) -m streamlit run app/main.py --server.address $(HOST) --server.port $(PORT) \
@@ -45,7 +54,7 @@ run: install
 demo: install
 	$(PY) -m core.cli demo
 
-bench: install chromium
+bench: install chromium postgres
 	bash bench/run.sh
 
 lint: install
@@ -54,7 +63,7 @@ lint: install
 typecheck: install
 	$(PY) -m mypy core
 
-test: install chromium lint typecheck
+test: install chromium postgres lint typecheck
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 clean-venv:

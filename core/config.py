@@ -35,6 +35,11 @@ class Settings:
     audit_log_dir: Path | None = None  # signed checkpoints of the audit trail; None: beside home (never inside)
     audit_key_file: Path | None = None  # the checkpoint signing key; None: a folder of its own beside home
     audit_key: str | None = field(default=None, repr=False)  # the key itself (base64), from a secret store
+    database_url: str | None = field(default=None, repr=False)  # PostgreSQL instead of the DuckDB file (hospital)
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        return self.database_url is None
 
     @property
     def store_path(self) -> Path:
@@ -55,6 +60,28 @@ class Settings:
     @property
     def uses_embedded_mlflow(self) -> bool:
         return self.tracking_uri == embedded_tracking_uri(self.home)
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that give another process (the evaluation worker) these same settings."""
+    env = {"MODELBOARD_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri,
+           "MLFLOW_REGISTRY_URI": settings.registry_uri}
+    optional = {"MODELBOARD_DATABASE_URL": settings.database_url, "MODELBOARD_AUDIT_LOG_DIR": settings.audit_log_dir,
+                "MODELBOARD_AUDIT_KEY_FILE": settings.audit_key_file, "MODELBOARD_AUDIT_KEY": settings.audit_key}
+    return env | {name: str(value) for name, value in optional.items() if value is not None}
+
+
+def child_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment for a child process, with these settings in place of any the environment had
+    (a store URL or audit folder inherited from the caller's shell must not point the child elsewhere)."""
+    mine = as_environment(settings)
+    inherited = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    return inherited | mine | extra
+
+
+# The variables `as_environment` may set: a child gets exactly these settings' values, or none of them.
+SETTINGS_VARIABLES = ("MODELBOARD_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MODELBOARD_DATABASE_URL",
+                      "MODELBOARD_AUDIT_LOG_DIR", "MODELBOARD_AUDIT_KEY_FILE", "MODELBOARD_AUDIT_KEY")
 
 
 def embedded_tracking_uri(home: Path) -> str:
@@ -102,7 +129,21 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: Path | None = N
         audit_log_dir=_outside(home, env.get("MODELBOARD_AUDIT_LOG_DIR"), "MODELBOARD_AUDIT_LOG_DIR"),
         audit_key_file=_outside(home, env.get("MODELBOARD_AUDIT_KEY_FILE"), "MODELBOARD_AUDIT_KEY_FILE"),
         audit_key=env.get("MODELBOARD_AUDIT_KEY") or None,
+        database_url=_database_url(env.get("MODELBOARD_DATABASE_URL")),
     )
+
+
+def _database_url(raw: str | None) -> str | None:
+    """MODELBOARD_DATABASE_URL: the governance store on PostgreSQL (a hospital installation), or None (DuckDB)."""
+    if not raw or not raw.strip():
+        return None
+    url = raw.strip()
+    if not url.startswith(("postgresql://", "postgres://")):
+        shown = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+        raise ConfigurationError(f"MODELBOARD_DATABASE_URL={shown!r} is not a PostgreSQL URL: write it as "
+                                 "postgresql://user:password@host:5432/database, or leave it unset for the "
+                                 "embedded DuckDB store in MODELBOARD_HOME")
+    return url
 
 
 def _outside(home: Path, raw: str | None, name: str) -> Path | None:

@@ -34,7 +34,7 @@ class SessionExpired(ModelBoardError):
 
 
 class StoreError(ModelBoardError):
-    """The governance store (DuckDB) cannot be used."""
+    """The governance store (DuckDB or PostgreSQL) cannot be used."""
 
 
 class StoreCorrupt(StoreError):
@@ -47,6 +47,11 @@ class SchemaTooNew(StoreError):
 
 class StoreBusy(StoreError):
     """Another process held the store's write lock for too long."""
+
+
+class Conflict(StoreError):
+    """A write would repeat a row that must be unique (a second signature of the same person, say); whichever
+    engine holds the store reports it as this, so no service needs to know a driver's exceptions."""
 
 
 class RegistryError(ModelBoardError):

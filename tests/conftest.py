@@ -1,4 +1,9 @@
-"""Shared fixtures: real DuckDB files and MLflow sqlite stores in temporary folders."""
+"""Shared fixtures: real DuckDB files, real PostgreSQL databases and MLflow sqlite stores in temporary folders.
+
+The store and service tests run on both engines of the governance store (issue 15): the `settings` fixture and
+the demo copies of the modules that sign, promote, ingest and monitor are parametrised over `BACKENDS`, the
+PostgreSQL side on a real server that each test process starts for itself (`tests/postgres_server.py`).
+`MODELBOARD_TEST_BACKENDS=duckdb` narrows a local run to the embedded engine."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.adapters.store import Store
-from core.config import PICKLE_GUARD, Settings, load_settings
+from core.config import PICKLE_GUARD, Settings, as_environment, load_settings
 from core.domain.access import User, command_line_operator
 from core.services.installation import open_store
 
@@ -19,6 +24,8 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 REPO = Path(__file__).resolve().parent.parent
 TEST_OUTPUT = REPO / "test-output"
+BACKENDS = [b for b in os.environ.get("MODELBOARD_TEST_BACKENDS", "duckdb,postgresql").split(",") if b]
+EMBEDDED_ONLY = "embedded_only"  # marker: the test is about the DuckDB file itself (its bytes, locks, copies)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,10 +58,66 @@ def _pickle_guard_as_before() -> object:
         os.environ[PICKLE_GUARD] = before
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for an empty installation in tmp_path, ignoring the caller's environment."""
-    return load_settings(env={}, home=tmp_path / "home")
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL server for this test process (each xdist worker starts its own, in about 2 s)."""
+    from tests.postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def on_backend(settings: Settings, backend: str, request: pytest.FixtureRequest) -> Settings:
+    """`settings` with its governance store on `backend`: a new, empty PostgreSQL database, or the DuckDB file."""
+    if backend == "duckdb":
+        return settings
+    if request.node.get_closest_marker(EMBEDDED_ONLY):
+        pytest.skip("about the embedded DuckDB file itself")
+    from dataclasses import replace
+
+    return replace(settings, database_url=request.getfixturevalue("postgres").new_database())
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings for an empty installation in tmp_path, ignoring the caller's environment, on each store engine."""
+    return on_backend(load_settings(env={}, home=tmp_path / "home"), request.param, request)
+
+
+def point_app_at(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Point the app (which reads the environment) at these settings, on their store engine."""
+    from core.config import SETTINGS_VARIABLES
+
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in as_environment(settings).items():
+        monkeypatch.setenv(name, value)
+
+
+def settings_token(settings: Settings) -> str:
+    """Settings as one string a child process can be handed (an argument), on either store engine."""
+    import json
+
+    return json.dumps(as_environment(settings))
+
+
+def from_token(token: str) -> Settings:
+    """The settings `settings_token` gave, in the child."""
+    import json
+
+    return load_settings(env=json.loads(token))
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with these settings in place of any MODELBOARD_ or MLFLOW_ ones: what a child
+    process (a CLI command, a script) needs to open the same installation on the same store engine."""
+    from core.config import SETTINGS_VARIABLES
+
+    inherited = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("MLFLOW_")}
+    return inherited | as_environment(settings) | {"MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 @pytest.fixture
@@ -127,10 +190,12 @@ HOME_PATH_COLUMNS = {"experiments": "artifact_location", "runs": "artifact_uri",
                      "model_versions": "storage_location", "datasets": "dataset_source"}
 
 
-def copy_demo(source: Settings, home: Path) -> Settings:
+def copy_demo(source: Settings, home: Path, *, database_url: str | None = None) -> Settings:
     """`source`'s demo in another folder, as if it had been built there: the files copied, and the absolute paths
     MLflow and the governance store recorded moved along. Fails if the old folder is still named anywhere in
-    either store afterwards (a new MLflow column with a path must be added to HOME_PATH_COLUMNS)."""
+    either store afterwards (a new MLflow column with a path must be added to HOME_PATH_COLUMNS). With a
+    `database_url`, the governance store is then moved into that (empty) PostgreSQL database with the same tool
+    a pilot uses to move (`core/adapters/store_copy.py`), and the DuckDB file is removed."""
     import shutil
     import sqlite3
 
@@ -159,7 +224,32 @@ def copy_demo(source: Settings, home: Path) -> Settings:
         if found != {"n": 0}:
             left.append(f"{c['t']}.{c['c']}")
     assert not left, f"the copy still names {old} in {left}"
-    return settings
+    if database_url is None:
+        return settings
+    from dataclasses import replace
+
+    from core.adapters.postgres import PostgresStore
+    from core.adapters.store_copy import copy_store
+
+    target = PostgresStore(database_url)
+    target.migrate()
+    copy_store(store, target)
+    for leftover in (settings.store_path, settings.store_path.with_suffix(".duckdb.wal")):
+        leftover.unlink(missing_ok=True)
+    return replace(settings, database_url=database_url)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo_backend(request: pytest.FixtureRequest) -> str:
+    """The store engine of a module's demo copy (module-scoped: each module runs once per engine)."""
+    return str(request.param)
+
+
+def demo_copy(tmp_path_factory: pytest.TempPathFactory, source: Settings, name: str, backend: str,
+              request: pytest.FixtureRequest) -> Settings:
+    """A module's own copy of a shared demo, on `backend`."""
+    url = None if backend == "duckdb" else request.getfixturevalue("postgres").new_database()
+    return copy_demo(source, tmp_path_factory.mktemp(f"{name}-{backend}") / "home", database_url=url)
 
 
 @pytest.fixture(scope="session")

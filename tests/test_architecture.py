@@ -39,12 +39,22 @@ def test_domain_imports_no_storage_library(path: Path) -> None:
     assert not {m.split(".")[0] for m in imported_modules(path)} & storage
 
 
+@pytest.mark.parametrize("path", [p for p in python_files("core") if "adapters" not in p.parts],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_only_adapters_know_the_store_engines_and_mlflow(path: Path) -> None:
+    """Services ask the store and the registry for what they mean; which database holds the store (DuckDB or
+    PostgreSQL) and how MLflow is called is known in core/adapters/ only (issue 15), imports inside functions
+    included. `data/` plays an outside data scientist using the plain MLflow API and is exempt."""
+    drivers = {"duckdb", "psycopg", "psycopg_pool", "mlflow", "sqlite3"}
+    assert not {m.split(".")[0] for m in imported_modules(path)} & drivers
+
+
 @pytest.mark.parametrize("path", python_files("pages") + python_files("app"), ids=lambda p: str(p.relative_to(REPO)))
 def test_pages_use_no_unsafe_html_sql_or_storage(path: Path) -> None:
     text = path.read_text()
     assert "unsafe_allow_html" not in text
     modules = {m.split(".")[0] for m in imported_modules(path)}
-    assert not modules & {"duckdb", "mlflow", "sqlite3"}
+    assert not modules & {"duckdb", "psycopg", "psycopg_pool", "mlflow", "sqlite3"}
     if path.parent.name == "pages":
         assert "SELECT " not in text.upper().replace("SELECTBOX", "")
 

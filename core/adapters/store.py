@@ -1,12 +1,17 @@
-"""The governance store: one DuckDB file, opened per unit of work.
+"""The governance store: the one place that opens it, whichever engine holds it.
 
-DuckDB lets one process at a time open a file read-write, and ModelBoard has
-several processes (the Streamlit server, the evaluation worker, cron-driven
-`monitor`, other CLI commands). So no process keeps the file open: a unit of
-work opens it, does its reads or one transaction, and closes it; a process
-that finds the file locked retries with back-off for a bounded time and then
-fails with `StoreBusy`. Threads of one process share the open connection
-through per-thread cursors, and the file closes when the last one finishes.
+Two engines, one code path (docs/decisions/0018): embedded DuckDB (the default, one file in MODELBOARD_HOME) and
+PostgreSQL (a hospital installation, `MODELBOARD_DATABASE_URL`, in `core/adapters/postgres.py`). Services write
+their SQL once, in the dialect both share; `core/adapters/dialect.py` names where they differ. Both give the
+same promises: `transaction()` commits a unit of work whole or not at all, one writing transaction at a time
+(the audit chain needs one writer), `still()` reads while nobody writes, `exclusive(name)` holds a named lock
+across processes, and a unique key that is taken already is `Conflict`, a store held too long `StoreBusy`.
+
+DuckDB lets one process at a time open a file read-write, and ModelBoard has several processes (the Streamlit
+server, the evaluation worker, cron-driven `monitor`, other CLI commands). So no process keeps the file open: a
+unit of work opens it, does its reads or one transaction, and closes it; a process that finds the file locked
+retries with back-off for a bounded time and then fails with `StoreBusy`. Threads of one process share the open
+connection through per-thread cursors, and the file closes when the last one finishes.
 See docs/decisions/0001-duckdb-access.md.
 """
 
@@ -14,23 +19,38 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pandas as pd
 
+from core.adapters.dialect import OWN_TABLES
+from core.adapters.locks import exclusive
 from core.adapters.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, Migration
 from core.domain.clock import utc_now
-from core.errors import SchemaTooNew, StoreBusy, StoreCorrupt, StoreError
+from core.errors import Conflict, SchemaTooNew, StoreBusy, StoreCorrupt, StoreError
 
 if TYPE_CHECKING:
     from core.adapters.audit_checkpoints import CheckpointLog
 
-Cursor = duckdb.DuckDBPyConnection
+
+class Cursor(Protocol):
+    """What services may do with a cursor, on either engine: run SQL (with `?` placeholders), read rows, and hand
+    a pandas frame to SQL under a name."""
+
+    def execute(self, query: str, parameters: Any = None, /) -> Any: ...
+    def executemany(self, query: str, parameters: Any = None, /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+    def fetchmany(self, size: int, /) -> Any: ...
+    def register(self, view_name: str, python_object: Any, /) -> Any: ...
+
+
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
 
@@ -59,13 +79,74 @@ def note_audit_head(cur: Cursor, row_id: int, row_hash: str, at: datetime) -> No
         _AUDIT_HEADS[id(cur)] = (row_id, row_hash, at)
 
 
+class Store(ABC):
+    """Access to the governance store; services see only this and `Cursor`."""
+
+    engine: str  # "duckdb" | "postgresql"
+    checkpoints: CheckpointLog | None
+
+    @abstractmethod
+    def cursor(self) -> AbstractContextManager[Cursor]:
+        """A cursor for reads (each statement its own transaction)."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """All writes inside commit together, or none do; one writing transaction at a time."""
+
+    @abstractmethod
+    def still(self) -> AbstractContextManager[Cursor]:
+        """A cursor while no transaction can write: the chain and its checkpoints read together."""
+
+    @abstractmethod
+    def exclusive(self, name: str, *, timeout_s: float = 60.0) -> AbstractContextManager[None]:
+        """Hold the lock called `name` against every other process and session, waiting up to `timeout_s`."""
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    def drop_everything(self) -> None:
+        """Remove every table of the store: only the demo builder calls this, after it has checked that the store
+        is a demo. The embedded store is a file, which the builder deletes instead."""
+        raise NotImplementedError("the embedded store is wiped by deleting its file")
+
+    @abstractmethod
+    def migrate(self, target: int | None = None) -> int: ...
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the store lives, for messages (a path, or a URL without its password)."""
+
+    # -- small helpers, the same on every engine ---------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.cursor() as cur:
+            rel = cur.execute(sql, list(params))
+            names = [d[0] for d in rel.description or []]
+            return [dict(zip(names, row, strict=False)) for row in rel.fetchall()]
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def query_df(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with self.cursor() as cur:
+            frame: pd.DataFrame = cur.execute(sql, list(params)).df()
+            return frame
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction() as cur:
+            cur.execute(sql, list(params))
+
+
 def _open_file(path: Path) -> _OpenFile:
     with _OPEN_FILES_GUARD:
         return _OPEN_FILES.setdefault(path.resolve(), _OpenFile())
 
 
-class Store:
-    """Access to the governance store; the only module that talks to DuckDB."""
+class DuckDBStore(Store):
+    """The embedded governance store: one DuckDB file."""
+
+    engine = "duckdb"
 
     def __init__(self, path: Path, *, lock_timeout_s: float = 15.0, checkpoints: CheckpointLog | None = None) -> None:
         self.path = Path(path)
@@ -102,8 +183,15 @@ class Store:
             "and rebuild the demo with `make demo`."
         )
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def exclusive(self, name: str, *, timeout_s: float = 60.0) -> AbstractContextManager[None]:
+        return exclusive(self.path.parent / "locks", name, timeout_s=timeout_s)
+
     @contextmanager
-    def cursor(self) -> Iterator[Cursor]:
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor for one unit of work; the file stays open only while in use."""
         shared = self._file
         with shared.guard:
@@ -122,7 +210,7 @@ class Store:
                     shared.conn = None
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """All writes inside commit together, or none do; one write transaction at a time per process.
 
         A transaction that wrote audit rows signs the chain's new head into the checkpoint log just before
@@ -137,10 +225,13 @@ class Store:
                     head = _AUDIT_HEADS.get(id(cur))
                     if head is not None and self.checkpoints is not None:
                         self.checkpoints.append("intent", *head)
+                except duckdb.ConstraintException as exc:
+                    cur.execute("ROLLBACK")
+                    raise Conflict(str(exc)) from exc
                 except BaseException:
                     cur.execute("ROLLBACK")
                     raise
-                cur.execute("COMMIT")
+                _commit(cur)
                 if head is not None and self.checkpoints is not None:
                     try:
                         self.checkpoints.append("commit", *head)
@@ -150,34 +241,15 @@ class Store:
                 _AUDIT_HEADS.pop(id(cur), None)
 
     @contextmanager
-    def still(self) -> Iterator[Cursor]:
+    def still(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor while no transaction of this process can run: the chain and its checkpoints read together."""
         with self._file.writer, self.cursor() as cur:
             yield cur
 
-    # -- small helpers -----------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.cursor() as cur:
-            rel = cur.execute(sql, list(params))
-            names = [d[0] for d in rel.description or []]
-            return [dict(zip(names, row, strict=False)) for row in rel.fetchall()]
-
-    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
-
-    def query_df(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        with self.cursor() as cur:
-            return cur.execute(sql, list(params)).df()
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self.transaction() as cur:
-            cur.execute(sql, list(params))
-
     # -- schema --------------------------------------------------------------------
     def schema_version(self) -> int:
         with self.cursor() as cur:
-            return _current_version(cur, self.path)
+            return current_version(cur, self.path, "duckdb")
 
     def migrate(self, target: int | None = None) -> int:
         """Apply pending migrations up to `target` (default: latest); return the version.
@@ -187,7 +259,7 @@ class Store:
         """
         target = LATEST_VERSION if target is None else target
         with self._file.writer, self.cursor() as cur:
-            current = _current_version(cur, self.path)
+            current = current_version(cur, self.path, "duckdb")
             for migration in MIGRATIONS:
                 if current < migration.version <= target:
                     _apply(cur, migration)
@@ -218,12 +290,20 @@ def _sql_text(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _current_version(cur: Cursor, path: Path) -> int:
-    tables = {row[0] for row in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+def _commit(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.execute("COMMIT")
+    except duckdb.ConstraintException as exc:
+        raise Conflict(str(exc)) from exc
+
+
+def current_version(cur: Cursor, path: object, engine: str) -> int:
+    """The schema version of an opened store; 0 when it is empty, refused when it is not ModelBoard's."""
+    tables = {row[0] for row in cur.execute(OWN_TABLES[engine]).fetchall()}
     if "schema_version" not in tables:
         if tables:
             raise StoreCorrupt(
-                f"{path} is a DuckDB database but not a ModelBoard governance store "
+                f"{path} is a {engine} database but not a ModelBoard governance store "
                 f"(it has tables {sorted(tables)[:5]} and no schema_version). Point MODELBOARD_HOME elsewhere."
             )
         return 0

@@ -33,6 +33,7 @@ from core.domain.audit_checkpoint import (
     parse_line,
 )
 from core.domain.clock import utc_now
+from core.services.installation import set_fact
 
 if TYPE_CHECKING:
     from core.adapters.registry import Registry
@@ -153,7 +154,7 @@ def start_checkpoints(store: Store) -> None:
             return
         head = cur.execute("SELECT id, row_hash, occurred_at FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
         now = utc_now()
-        cur.execute("INSERT OR REPLACE INTO installation (key, value) VALUES (?, ?)", [STARTED_FACT, now.isoformat()])
+        set_fact(cur, STARTED_FACT, now.isoformat())
         if head is None:
             log.append("commit", 0, GENESIS, now)  # the empty trail: the log exists from the very start
         else:

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.adapters.embedded_mlflow import copy_embedded_store
 from core.adapters.files import file_sha256
-from core.adapters.store import Store
+from core.adapters.store import DuckDBStore, Store
 from core.config import Settings
 from core.domain.access import Permission, User, require
 from core.domain.audit_chain import ChainVerification
 from core.domain.clock import utc_now
-from core.errors import ConfigurationError, ValidationError
+from core.errors import ValidationError
 from core.services.audit import record_event, verify_chain
 
 MANIFEST = "modelboard-backup.json"
@@ -46,6 +46,7 @@ class BackupReport:
 def backup(settings: Settings, store: Store, actor: User, out: Path) -> BackupReport:
     """Copy the installation into `out` (a new or empty folder outside MODELBOARD_HOME)."""
     require(actor, Permission.MAINTAIN_INSTALLATION)
+    _embedded_only(settings, "backup")
     out = out.expanduser().resolve()
     _check_target(settings, out)
     with store.transaction() as cur:  # the backup holds its own record, checkpointed like any other
@@ -57,10 +58,10 @@ def backup(settings: Settings, store: Store, actor: User, out: Path) -> BackupRe
         if store.checkpoints is not None and store.checkpoints.exists():
             shutil.copy2(store.checkpoints.path, out / LOG_FILE)
         if settings.uses_embedded_mlflow and (settings.home / MLFLOW_FILE).exists():
-            _sqlite_copy(settings.home / MLFLOW_FILE, out / MLFLOW_FILE)
+            copy_embedded_store(settings.home / MLFLOW_FILE, out / MLFLOW_FILE)
             if settings.artifact_root.exists():
                 shutil.copytree(settings.artifact_root, out / "artifacts")
-    chain = verify_chain(Store(out / STORE_FILE))
+    chain = verify_chain(DuckDBStore(out / STORE_FILE))
     files = {p.relative_to(out).as_posix(): file_sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}
     checkpoint = json.loads((out / LOG_FILE).read_text().splitlines()[-1])["n"] if (out / LOG_FILE).exists() else None
     manifest: dict[str, Any] = {"home": str(settings.home), "created_at": utc_now().isoformat(), "by": actor.username,
@@ -73,6 +74,7 @@ def backup(settings: Settings, store: Store, actor: User, out: Path) -> BackupRe
 def restore(settings: Settings, source: Path) -> ChainVerification:
     """Put a backup back into an empty MODELBOARD_HOME at the path it was taken from; returns the restored
     trail's verification (with the configured key), which must be intact for the restore to count."""
+    _embedded_only(settings, "restore")
     source = source.expanduser().resolve()
     manifest = _manifest(source)
     if Path(manifest["home"]) != settings.home:
@@ -117,13 +119,10 @@ def _manifest(source: Path) -> dict[str, Any]:
     return manifest
 
 
-def _sqlite_copy(source: Path, target: Path) -> None:
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)  # sqlite's online backup: a consistent copy even while MLflow writes
-    except sqlite3.Error as exc:
-        raise ConfigurationError(f"cannot copy the MLflow store {source}: {exc}") from exc
-    finally:
-        src.close()
-        dst.close()
-
+def _embedded_only(settings: Settings, what: str) -> None:
+    """`backup` and `restore` copy the embedded files; a hospital's PostgreSQL store is backed up by its database
+    tools, so that the copy is consistent with what the database holds (README: Running in a hospital)."""
+    if not settings.uses_embedded_store:
+        raise ValidationError(f"`{what}` copies the embedded DuckDB store, but this installation keeps its governance "
+                              "store in PostgreSQL: use pg_dump / pg_restore for the database and copy the "
+                              "checkpoint log beside it (README, 'Running in a hospital')")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from core.adapters.embedded_mlflow import shift_times
 from core.adapters.store import Store
 from core.config import Settings
 from core.domain.access import Permission, User, require
@@ -69,6 +69,9 @@ def _home_is_replaceable(settings: Settings) -> None:
             "MLFLOW_TRACKING_URI points at an external MLflow server: the demo writes only to the "
             "embedded store. Unset MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI to build it."
         )
+    if not settings.uses_embedded_store:
+        _database_is_replaceable(settings)
+        return
     if not settings.store_path.exists():
         leftovers = [p.name for p in settings.home.glob("*") if p.name in ("mlflow.db", "artifacts")]
         if leftovers:
@@ -88,10 +91,25 @@ def _home_is_replaceable(settings: Settings) -> None:
         )
 
 
+def _database_is_replaceable(settings: Settings) -> None:
+    """A PostgreSQL database may take the demo when it is empty or holds a demo, never a real installation."""
+    store = open_store(settings, migrate=False)
+    try:
+        empty = store.schema_version() == 0
+        if empty or installation_facts(store).is_demo:
+            return
+    except StoreError as exc:
+        raise ConfigurationError(f"{exc} The demo will not overwrite it.") from exc
+    raise ConfigurationError(f"the PostgreSQL database {store.where} holds a real (non-demo) governance store; the "
+                             "demo will not overwrite it. Point MODELBOARD_DATABASE_URL at an empty database.")
+
+
 def _wipe(settings: Settings) -> None:
     """Everything of the previous demo, its audit checkpoints included (they vouch for the trail being wiped);
     the signing key stays."""
     home = settings.home
+    if not settings.uses_embedded_store:
+        open_store(settings, migrate=False).drop_everything()
     settings.audit_log_path.unlink(missing_ok=True)
     for name in ("governance.duckdb", "governance.duckdb.wal", "mlflow.db"):
         (home / name).unlink(missing_ok=True)
@@ -123,14 +141,7 @@ def _backdate_registrations(settings: Settings, first: datetime) -> None:
     registration happened at `first` (UTC) and durations and order stay as they were: the story's production
     history then starts after the versions that made it were registered, as a real hospital's does. MLflow's API
     cannot set these times, and only the demo, which owns this file (`_home_is_replaceable`), may do it."""
-    with sqlite3.connect(settings.home / "mlflow.db") as db:
-        (earliest,) = db.execute("SELECT min(creation_time) FROM model_versions").fetchone()
-        if earliest is None:
-            return
-        shift = int(first.replace(tzinfo=UTC).timestamp() * 1000) - int(earliest)
-        for table, columns in MLFLOW_TIMES.items():
-            moved = ", ".join(f"{c} = {c} + ?" for c in columns)
-            db.execute(f"UPDATE {table} SET {moved}", [shift] * len(columns))  # noqa: S608 - names from MLFLOW_TIMES
+    shift_times(settings.home / "mlflow.db", MLFLOW_TIMES, int(first.replace(tzinfo=UTC).timestamp() * 1000))
 
 
 def _git_commit() -> str | None:
@@ -188,7 +199,7 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
     lap("models")
     say("Writing 90 days of production predictions…")
     log = generate_production_log(tracking_uri=settings.tracking_uri, seed=seed + 3, start=DEMO_START)
-    rows = _write_production_log(store, log, model_name="sepsis-icu", version=1)
+    rows = _write_production_log(settings, store, log, model_name="sepsis-icu", version=1)
     lap("production log")
     for path in sorted(USE_CASE_DIR.glob("*.yaml")):
         import_use_case(store, operator, path.read_text(encoding="utf-8"))
@@ -241,7 +252,8 @@ LATE_DAYS = 7
 LATE_LABELS_FILE = "late-outcomes.csv"
 
 
-def _write_production_log(store: Store, log: pd.DataFrame, *, model_name: str, version: int) -> int:
+def _write_production_log(settings: Settings, store: Store, log: pd.DataFrame, *, model_name: str,
+                          version: int) -> int:
     from data.cohort import FEATURES
 
     now = utc_now()
@@ -265,7 +277,7 @@ def _write_production_log(store: Store, log: pd.DataFrame, *, model_name: str, v
     # The last week's outcomes have not been coded yet: they wait in a file for `ingest-labels`, so the demo
     # shows a week judged on the estimate alone, and how the realised figures replace it.
     late = (frame["predicted_at"] >= frame["predicted_at"].max().normalize() - pd.Timedelta(days=LATE_DAYS - 1))
-    late_file = store.path.parent / "incoming" / LATE_LABELS_FILE
+    late_file = settings.home / "incoming" / LATE_LABELS_FILE
     late_file.parent.mkdir(parents=True, exist_ok=True)
     labels[late.to_numpy()][["encounter_id", "outcome", "labelled_at"]].to_csv(late_file, index=False)
     labels = labels[~late.to_numpy()]

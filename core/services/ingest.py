@@ -246,12 +246,13 @@ CONFLICT = "conflicts with the stored row (same model, version and encounter; di
 def _stored_rows(cur: Cursor) -> pd.DataFrame:
     """The stored rows with the keys of incoming ones, and whether each is the same row sent again (idempotent)
     or a different one under the same key (a corrected score, say), which is quarantined with both values."""
-    return cur.execute(
+    stored: pd.DataFrame = cur.execute(
         "SELECT i.encounter_id, p.predicted_at, p.score, p.decision, CAST(p.features AS VARCHAR) AS features, "
         "CAST(p.attributes AS VARCHAR) AS attributes, (i.predicted_at = p.predicted_at AND i.score = p.score "
         "AND i.decision = p.decision AND CAST(i.features AS VARCHAR) = CAST(p.features AS VARCHAR) "
         "AND CAST(i.attributes AS VARCHAR) IS NOT DISTINCT FROM CAST(p.attributes AS VARCHAR)) AS same "
         "FROM incoming_predictions i JOIN prediction_log p USING (model_name, model_version, encounter_id)").df()
+    return stored
 
 
 def _plain(values: dict[Any, Any]) -> dict[str, Any]:

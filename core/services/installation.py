@@ -7,7 +7,7 @@ from datetime import datetime
 
 from core.adapters.audit_checkpoints import CheckpointLog, key_from_file, key_from_secret
 from core.adapters.registry import Registry
-from core.adapters.store import Cursor, Store
+from core.adapters.store import Cursor, DuckDBStore, Store
 from core.config import Settings
 from core.errors import ConfigurationError
 
@@ -26,8 +26,15 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         settings.home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(f"cannot create MODELBOARD_HOME {settings.home}: {exc.strerror}") from exc
-    store = Store(settings.store_path, lock_timeout_s=settings.store_lock_timeout_s,
-                  checkpoints=checkpoint_log(settings))
+    store: Store
+    if settings.database_url is not None:
+        from core.adapters.postgres import PostgresStore
+
+        store = PostgresStore(settings.database_url, lock_timeout_s=settings.store_lock_timeout_s,
+                              checkpoints=checkpoint_log(settings))
+    else:
+        store = DuckDBStore(settings.store_path, lock_timeout_s=settings.store_lock_timeout_s,
+                            checkpoints=checkpoint_log(settings))
     if migrate:
         store.migrate()
         from core.services.audit_verification import start_checkpoints
@@ -56,7 +63,8 @@ def registry_if_present(settings: Settings) -> Registry | None:
 
 
 def set_fact(cur: Cursor, key: str, value: str) -> None:
-    cur.execute("INSERT OR REPLACE INTO installation (key, value) VALUES (?, ?)", [key, value])
+    cur.execute("INSERT INTO installation (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                "excluded.value", [key, value])
 
 
 def installation_facts(store: Store) -> InstallationFacts:

@@ -195,7 +195,9 @@ def save_narratives(store: Store, actor: User, model: str, version: int, values:
         return []
     with store.transaction() as cur:
         for key in changed:
-            cur.execute("INSERT OR REPLACE INTO model_card_narratives VALUES (?, ?, ?, ?, ?, ?)",
+            cur.execute("INSERT INTO model_card_narratives VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (model_name, model_version, field) DO UPDATE SET value = excluded.value, "
+                        "updated_by = excluded.updated_by, updated_at = excluded.updated_at",
                         [model, version, key, values[key].strip(), actor.username, utc_now()])
         record_event(cur, actor=actor.username, action="model_card_edited", model=model, version=version,
                      detail={"fields": changed})

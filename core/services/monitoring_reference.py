@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import pandas as pd
 
 from core.adapters.registry import Registry
 from core.adapters.store import Store
-from core.config import REPO_ROOT, Settings
+from core.config import REPO_ROOT, Settings, child_environment
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.errors import ModelBoardError, NotFound
@@ -119,7 +118,11 @@ def save_reference(settings: Settings, store: Store, *, model: str, version: int
     reference = Reference(model, version, source, evaluation_id, len(frame), threshold, perf.auroc.value,
                           perf.sensitivity.value, perf.ppv.value, path, _sha256(path))
     with store.transaction() as cur:
-        cur.execute("INSERT OR REPLACE INTO monitoring_references VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        cur.execute("INSERT INTO monitoring_references VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (model_name, model_version) DO UPDATE SET source = excluded.source, "
+                    "evaluation_id = excluded.evaluation_id, rows = excluded.rows, threshold = excluded.threshold, "
+                    "auroc = excluded.auroc, sensitivity = excluded.sensitivity, ppv = excluded.ppv, "
+                    "path = excluded.path, sha256 = excluded.sha256, created_at = excluded.created_at",
                     [model, version, source, evaluation_id, reference.rows, threshold, _db(reference.auroc),
                      _db(reference.sensitivity), _db(reference.ppv), str(path), reference.sha256, utc_now()])
         record_event(cur, actor="modelboard-monitor", action="monitoring_reference_recorded", model=model,
@@ -134,9 +137,7 @@ def _db(value: float) -> float | None:
 
 def _run_reference_worker(settings: Settings, model: str, version: int) -> None:
     """Score the version's logged evaluation dataset in the worker process (the one that may load models)."""
-    env = dict(os.environ) | {"MODELBOARD_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri,
-                              "MLFLOW_REGISTRY_URI": settings.registry_uri,
-                              "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
+    env = child_environment(settings, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
     done = subprocess.run([sys.executable, "-m", "core.worker", "reference", model, str(version)], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:

@@ -26,14 +26,14 @@ def daily_summary(store: Store, viewer: User, model_name: str) -> pd.DataFrame:
         SELECT CAST(date_trunc('day', p.predicted_at) AS DATE) AS day,
                p.model_version                                   AS version,
                count(*)                                          AS predictions,
-               avg(CAST(p.decision AS DOUBLE))                   AS flagged_share,
+               avg(CAST(CAST(p.decision AS INTEGER) AS DOUBLE)) AS flagged_share,
                avg(p.score)                                      AS mean_score,
                avg(CAST(l.outcome AS DOUBLE))                    AS outcome_rate,
                count(l.outcome)                                  AS labelled
         FROM prediction_log p
         LEFT JOIN outcome_labels l USING (model_name, encounter_id)
         WHERE p.model_name = ?
-        GROUP BY ALL
+        GROUP BY 1, 2
         ORDER BY day
         """,
         [model_name],

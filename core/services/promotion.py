@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from core.adapters.crash_points import crash_point
-from core.adapters.locks import exclusive
 from core.adapters.registry import Registry
 from core.adapters.store import Store
 from core.config import Settings
@@ -73,8 +72,9 @@ class Finding:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _lock(settings: Settings, model: str) -> Any:
-    return exclusive(settings.home / "locks", f"aliases of {model}")
+def _lock(store: Store, model: str) -> Any:
+    """The model's promotion lock, held across processes and replicas while its aliases are read and moved."""
+    return store.exclusive(f"aliases of {model}")
 
 
 def _promotion(row: dict[str, Any]) -> Promotion:
@@ -115,7 +115,7 @@ def promote_if_ready(settings: Settings, store: Store, registry: Registry, actor
     """Promote `version` if every gate passes and the quorum is reached; None otherwise. Two sessions that give
     the last approvals at the same moment serialise on the model's lock: the second finds it done."""
     require(actor, Permission.SIGN_OFF)
-    with _lock(settings, model):
+    with _lock(store, model):
         _reconcile_model(settings, store, registry, model)
         if registry.version_for_alias(model, "production") == version:
             return None
@@ -234,7 +234,7 @@ def roll_back(settings: Settings, store: Store, registry: Registry, signer: User
         raise ValidationError("say why you roll back, in at least 10 characters (it is part of the signature)")
     confirm_identity(store, LoginPolicy.from_settings(settings), signer, username, password,
                      purpose=f"roll back {model}")
-    with _lock(settings, model):
+    with _lock(store, model):
         _reconcile_model(settings, store, registry, model)
         current, target = registry.version_for_alias(model, "production"), rollback_target(store, registry, model)
         if current is None or target is None:
@@ -342,7 +342,7 @@ def _unsigned_production(store: Store, model: str, version: int | None) -> list[
 def record_first_aliases(settings: Settings, store: Store, registry: Registry, model: str) -> None:
     """Record a model's aliases when ModelBoard first connects to it (demo build, a newly registered model), so
     that the very first check already compares against something instead of adopting what it finds."""
-    with _lock(settings, model):
+    with _lock(store, model):
         if recorded_aliases(store, model) is None:
             actual = {a: v for a, v in registry.aliases(model).items() if a in WATCHED_ALIASES}
             _adopt(store, registry, model, actual)
@@ -387,7 +387,7 @@ def check_aliases(settings: Settings, store: Store, registry: Registry, viewer: 
     require(viewer, Permission.VIEW_REGISTRY)
     findings: list[Finding] = []
     for model in registry.list_models():
-        with _lock(settings, model.name):
+        with _lock(store, model.name):
             if not _pending(store, model.name):  # an unfinished promotion explains a difference: reconcile it
                 findings += _check_model_aliases(store, registry, model.name)
     return findings
@@ -401,7 +401,7 @@ def reconcile(settings: Settings, store: Store, registry: Registry, actor: User)
                          "published to MLflow (its worker stopped); it is now tagged in review.", False,
                          new_version=version) for model, version in publish_missing(store, registry)]
     for model in sorted({p.model for p in _pending(store)}):
-        with _lock(settings, model):
+        with _lock(store, model):
             findings += _reconcile_model(settings, store, registry, model)
     return findings + check_aliases(settings, store, registry, actor)
 

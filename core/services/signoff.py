@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from core.adapters.registry import Registry
 from core.adapters.store import Cursor, Store
 from core.config import Settings
@@ -42,7 +40,7 @@ from core.domain.signoff import (
     standing,
 )
 from core.domain.usecase import UseCase
-from core.errors import NotFound, PermissionDenied, ValidationError
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.services.alerts import open_alerts
 from core.services.audit import record_event
 from core.services.auth import LoginPolicy, confirm_identity
@@ -286,7 +284,7 @@ def _write(store: Store, signer: User, request: SignatureRequest, state: SignOff
     try:
         with store.transaction() as cur:
             store_signature(cur, signature, action)
-    except duckdb.ConstraintException as exc:
+    except Conflict as exc:
         raise ValidationError(f"{signer.full_name} has already signed {state.model} v{state.version} as it stands; "
                               "one person signs a version once.") from exc
     return signature

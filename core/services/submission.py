@@ -23,7 +23,7 @@ from core.adapters.crash_points import crash_point
 from core.adapters.liveness import hold, release
 from core.adapters.registry import Registry
 from core.adapters.store import Store
-from core.config import REPO_ROOT, Settings
+from core.config import REPO_ROOT, Settings, child_environment
 from core.domain.access import Permission, User, require
 from core.domain.clock import utc_now
 from core.domain.model_safety import check_loadable
@@ -236,9 +236,8 @@ def _run_worker(settings: Settings, evaluation_id: str, alive: int, progress: Pr
     """Run the worker with the liveness lock's descriptor (so the lock stays held while it runs). It dies with this
     process (core/worker.py); if this call is abandoned (Streamlit stopping the script), it is stopped, not left."""
     # The server runs with MLflow's deserialization switched off; only the worker may load models.
-    env = dict(os.environ) | {"MODELBOARD_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri,
-                              "MLFLOW_REGISTRY_URI": settings.registry_uri,
-                              "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true", "MODELBOARD_PARENT_PID": str(os.getpid())}
+    env = child_environment(settings, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
+                            MODELBOARD_PARENT_PID=str(os.getpid()))
     proc = subprocess.Popen([sys.executable, "-m", "core.worker", evaluation_id], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(alive,))
     assert proc.stdout is not None

@@ -7,12 +7,11 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.adapters.store import Store
+from core.adapters.store import DuckDBStore, Store
 from core.config import Settings
 from core.domain.audit_chain import (
     GENESIS,
@@ -25,6 +24,7 @@ from core.domain.audit_chain import (
 )
 from core.services.audit import record_event, verify_chain
 from tests.core.test_cli import cli
+from tests.intruder import bare, tamper
 
 EVENTS = 6
 
@@ -42,17 +42,10 @@ def write_events(store: Store, count: int = EVENTS, *, gap_after: int | None = N
     return ids
 
 
-def tamper(store: Store, sql: str, params: list[object] | None = None) -> None:
-    """What an intruder with the file does: plain SQL, no ModelBoard code, the file closed afterwards."""
-    con = duckdb.connect(str(store.path))
-    try:
-        con.execute(sql, params or [])
-    finally:
-        con.close()
 
 
 def verify(settings: Settings) -> tuple[int, dict[str, object]]:
-    result = cli(settings.home, "audit", "verify", "--json", "--home", str(settings.home))
+    result = cli(settings, "audit", "verify", "--json", "--home", str(settings.home))
     return result.returncode, json.loads(result.stdout)
 
 
@@ -138,7 +131,7 @@ def test_a_forged_row_with_a_correct_hash_is_caught_at_the_row_after_it(store: S
 def test_cutting_off_the_newest_row_is_caught_by_the_checkpoint(store: Store, settings: Settings) -> None:
     ids = write_events(store)
     tamper(store, "DELETE FROM audit_events WHERE id = (SELECT max(id) FROM audit_events)")
-    assert verify_chain(Store(store.path)).ok  # the chain that is left is intact on its own…
+    assert verify_chain(bare(store)).ok  # the chain that is left is intact on its own…
     code, report = verify(settings)
     assert code == 1 and report["first_bad_row"] == ids[-1]  # …but the signed checkpoint names the row cut off
     assert "missing" in str(report["reason"]) and "checkpoint" in str(report["reason"])
@@ -147,20 +140,21 @@ def test_cutting_off_the_newest_row_is_caught_by_the_checkpoint(store: Store, se
 def test_verify_prints_a_sentence_without_json(store: Store, settings: Settings) -> None:
     ids = write_events(store)
     tamper(store, "UPDATE audit_events SET actor = 'mallory' WHERE id = ?", [ids[0]])
-    result = cli(settings.home, "audit", "verify", "--home", str(settings.home))
+    result = cli(settings, "audit", "verify", "--home", str(settings.home))
     assert result.returncode == 1
     assert f"tampered with at row {ids[0]}" in result.stdout
 
 
+@pytest.mark.embedded_only
 def test_migration_6_seals_rows_written_by_a_schema_5_store(tmp_path: Path) -> None:
     path = tmp_path / "governance.duckdb"
-    legacy = Store(path)
+    legacy = DuckDBStore(path)
     assert legacy.migrate(target=5) == 5
     with legacy.transaction() as cur:
         for i, action in enumerate(["user_added", "login_succeeded", "version_submitted"]):
             cur.execute("INSERT INTO audit_events (occurred_at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
                         [datetime(2026, 5, 1, 9, i), "admin", action, "sepsis-icu v2", json.dumps({"n": i})])
-    upgraded = Store(path)
+    upgraded = DuckDBStore(path)
     upgraded.migrate()
     rows = upgraded.query("SELECT id, prev_hash, row_hash FROM audit_events ORDER BY id")
     assert rows[0]["prev_hash"] == GENESIS

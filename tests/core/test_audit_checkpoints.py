@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,15 +26,16 @@ from core.errors import ConfigurationError
 from core.services.audit import record_event, verify_chain
 from core.services.audit_verification import mirror_checkpoint
 from core.services.installation import open_store, registry_if_present
-from tests.core.test_audit_chain import EVENTS, tamper, verify, write_events
+from tests.conftest import environment
+from tests.core.test_audit_chain import EVENTS, verify, write_events
+from tests.intruder import bare, raw_connection, store_without_log, tamper
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def rehash_from(path: Path, row_id: int) -> None:
+def rehash_from(store: Store, row_id: int) -> None:
     """What an insider who knows the hash rule does after changing rows: recompute every link from `row_id` on."""
-    con = duckdb.connect(str(path))
-    try:
+    with raw_connection(store) as con:
         rows = con.execute("SELECT id, occurred_at, actor, action, target, model_name, model_version, "
                            "CAST(detail AS VARCHAR) FROM audit_events ORDER BY id").fetchall()
         previous = GENESIS
@@ -47,8 +47,6 @@ def rehash_from(path: Path, row_id: int) -> None:
                 previous = digest
             else:
                 previous = con.execute("SELECT row_hash FROM audit_events WHERE id = ?", [row[0]]).fetchone()[0]
-    finally:
-        con.close()
 
 
 def verify_here(settings: Settings) -> tuple[int, dict[str, Any]]:
@@ -99,19 +97,19 @@ def _cut_two_newest(store: Store, ids: list[int]) -> int:
 
 def _delete_middle_and_rehash(store: Store, ids: list[int]) -> int:
     tamper(store, "DELETE FROM audit_events WHERE id = ?", [ids[2]])
-    rehash_from(store.path, ids[3])
+    rehash_from(store, ids[3])
     return ids[3]
 
 
 def _edit_middle_and_rehash(store: Store, ids: list[int]) -> int:
     tamper(store, "UPDATE audit_events SET actor = 'mallory' WHERE id = ?", [ids[2]])
-    rehash_from(store.path, ids[2])
+    rehash_from(store, ids[2])
     return ids[2]
 
 
 def _edit_first_and_rehash(store: Store, ids: list[int]) -> int:
     tamper(store, "UPDATE audit_events SET detail = '{\"decision\":\"reject\"}' WHERE id = ?", [ids[0]])
-    rehash_from(store.path, ids[0])
+    rehash_from(store, ids[0])
     return ids[0]
 
 
@@ -120,7 +118,7 @@ def _insert_and_rehash(store: Store, ids: list[int]) -> int:
     forged = ids[2] + 1
     tamper(store, "INSERT INTO audit_events VALUES (?, ?, 'okafor', 'signed', 'sepsis-icu v2', '{}', 'sepsis-icu', 2, "
                   "'', '')", [forged, datetime(2026, 10, 3, 8, 0)])
-    rehash_from(store.path, forged)
+    rehash_from(store, forged)
     return ids[3]  # the forged row sat inside no checkpoint; the next checkpointed row no longer matches
 
 
@@ -130,13 +128,13 @@ def _reorder_and_rehash(store: Store, ids: list[int]) -> int:
                   "UPDATE audit_events SET occurred_at = s.occurred_at, actor = s.actor, action = s.action, "
                   "target = s.target, detail = s.detail FROM swap s "
                   "WHERE audit_events.id IN (?, ?) AND s.id = ? + ? - audit_events.id", [a, b, a, b, a, b])
-    rehash_from(store.path, a)
+    rehash_from(store, a)
     return a
 
 
 def _rehash_everything_with_a_new_actor(store: Store, ids: list[int]) -> int:
     tamper(store, "UPDATE audit_events SET actor = 'mallory'")
-    rehash_from(store.path, ids[0])
+    rehash_from(store, ids[0])
     return ids[0]
 
 
@@ -170,7 +168,7 @@ def test_tampering_that_keeps_the_chain_consistent_is_caught_at_its_row(store: S
                                                                         case: str) -> None:
     ids = write_events(store, EVENTS, gap_after=3)
     first_bad = TAMPERING[case](store, ids)
-    assert verify_chain(Store(store.path)).ok  # on its own, the chain that is left is consistent…
+    assert verify_chain(bare(store)).ok  # on its own, the chain that is left is consistent…
     code, report = verify_here(settings)  # …but the checkpoints signed outside the store are not
     assert code == 1 and report["ok"] is False and report["first_bad_row"] == first_bad, (case, report)
     assert "checkpoint" in str(report["reason"]), report
@@ -250,7 +248,7 @@ KILLER = textwrap.dedent("""
             os._exit(9)  # after the intent line, before COMMIT
         return line
     CheckpointLog.append = append_then_die
-    store = open_store(load_settings(env={}, home=Path(sys.argv[1])))
+    store = open_store(load_settings(home=Path(sys.argv[1])))
     with store.transaction() as cur:
         record_event(cur, actor="ng", action="signed", detail={"killed": stage_to_die_at})
 """)
@@ -262,7 +260,7 @@ def test_a_process_killed_around_commit_leaves_a_trail_that_still_verifies(store
     ids = write_events(store, 2)
     store.execute("CHECKPOINT")
     died = subprocess.run([sys.executable, "-c", KILLER, str(settings.home), stage], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=environment(settings))
     assert died.returncode == 9, died.stderr
     rows = store.query("SELECT id, detail FROM audit_events ORDER BY id")
     kept = stage == "commit"  # killed after COMMIT: the transaction is durable; before it: nothing of it is
@@ -292,7 +290,7 @@ CONCURRENT = textwrap.dedent("""
     from core.services.audit import record_event
     from core.services.installation import open_store, registry_if_present
 
-    store = open_store(load_settings(env={}, home=Path(sys.argv[1])))
+    store = open_store(load_settings(home=Path(sys.argv[1])))
     for i in range(int(sys.argv[3])):
         with store.transaction() as cur:
             record_event(cur, actor=sys.argv[2], action="signed", detail={"i": i})
@@ -302,7 +300,8 @@ CONCURRENT = textwrap.dedent("""
 def test_writers_in_several_processes_keep_the_trail_and_its_log_in_one_order(store: Store, settings: Settings) -> None:
     per_writer = 15
     writers = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(settings.home), f"writer{i}", str(per_writer)],
-                                cwd=REPO, stderr=subprocess.PIPE, text=True) for i in range(3)]
+                                cwd=REPO, stderr=subprocess.PIPE, text=True, env=environment(settings))
+               for i in range(3)]
     for w in writers:
         assert w.wait(timeout=300) == 0, w.stderr.read() if w.stderr else ""
     ids = [r["id"] for r in store.query("SELECT id FROM audit_events ORDER BY id")]
@@ -339,7 +338,7 @@ def test_a_key_from_a_secret_store_signs_and_a_malformed_one_is_refused(tmp_path
 
 
 def test_an_existing_trail_is_adopted_once_and_a_log_lost_later_is_a_finding(settings: Settings) -> None:
-    legacy = Store(settings.store_path)  # a store written before checkpoints existed
+    legacy = store_without_log(settings)  # a store written before checkpoints existed
     settings.home.mkdir(parents=True)
     legacy.migrate()
     ids = write_events(legacy, 3)
@@ -351,7 +350,7 @@ def test_an_existing_trail_is_adopted_once_and_a_log_lost_later_is_a_finding(set
 
 
 def test_verify_says_plainly_when_nothing_anchors_the_trail(settings: Settings) -> None:
-    legacy = Store(settings.store_path)
+    legacy = store_without_log(settings)
     settings.home.mkdir(parents=True)
     legacy.migrate()
     with legacy.transaction() as cur:

@@ -22,7 +22,7 @@ def home(tmp_path_factory: pytest.TempPathFactory, demo_settings: Settings) -> S
 
 
 def run(settings: Settings, *args: str) -> tuple[int, dict[str, object], str]:
-    result = cli(settings.home, *args, "--home", str(settings.home), "--json")
+    result = cli(settings, *args, "--home", str(settings.home), "--json")
     return result.returncode, json.loads(result.stdout) if result.stdout.strip() else {}, result.stderr
 
 

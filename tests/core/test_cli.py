@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from core.config import Settings, as_environment
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cli(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env |= {"MODELBOARD_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+def cli(home: Path | Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process, on a folder (an embedded installation) or on settings (either store engine)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MODELBOARD_"))}
+    env |= ({"MODELBOARD_HOME": str(home)} if isinstance(home, Path) else as_environment(home))
+    env |= {"MLFLOW_DISABLE_TELEMETRY": "true"}
     return subprocess.run([sys.executable, "-m", "core.cli", *args], input=stdin, capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=120)
 

@@ -10,7 +10,6 @@ before it having promoted.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app import cache as app_cache
-from core.config import Settings, load_settings
+from core.config import Settings
 from core.domain.access import Session
 from core.domain.clock import utc_now
 from core.domain.signoff import SIGNER_GROUPS
@@ -37,7 +36,7 @@ from core.services import auth, signoff
 from core.services.audit import verify_chain
 from core.services.installation import open_registry, open_store
 from core.services.signoff import SignatureRequest, sign_off_state
-from tests.conftest import copy_demo
+from tests.conftest import demo_copy, environment, point_app_at
 from tests.core.test_ingest import predictions
 from tests.core.test_promotion import (
     CANDIDATE,
@@ -61,8 +60,9 @@ ALREADY_PROMOTED = "already in production"  # sign()'s refusal once the version 
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
-    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("concurrent-writers") / "home")
+def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings, demo_backend: str,
+         request: pytest.FixtureRequest) -> Settings:
+    return demo_copy(tmp_path_factory, reviewed_demo, "concurrent-writers", demo_backend, request)
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +253,7 @@ def production_file(path: Path, n: int, seed: int, prefix: str) -> int:
 
 
 def _start_cli(settings: Settings, folder: Path, name: str, *argv: str) -> tuple[Path, subprocess.Popen[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env |= {"MLFLOW_DISABLE_TELEMETRY": "true", "MODELBOARD_HOME": str(settings.home)}
+    env = environment(settings)
     ready = folder / f"{name}.ready"
     process = subprocess.Popen([sys.executable, "-c", CLI_CHILD, str(ready), str(folder / "go"), *argv,
                                 "--home", str(settings.home), "--json"], cwd=REPO, env=env,
@@ -292,9 +291,7 @@ def sign_off_page(settings: Settings, username: str) -> AppTest:
 
 def test_the_app_and_two_cli_processes_writing_at_once_keep_every_acknowledged_write(
         demo: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELBOARD_HOME", str(demo.home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    point_app_at(monkeypatch, demo)
     st.cache_data.clear()  # read models cached by an earlier test in this process
     started = new_round(demo, approvals=("diaz", "ng"))  # okafor's approval, from the page, completes the quorum
     file = tmp_path / "predictions.parquet"
@@ -404,12 +401,24 @@ while not Path(release).exists():
     time.sleep(0.01)
 con.close()
 """
+PG_HOLDER = """
+import sys, time
+from pathlib import Path
+from core.adapters.postgres import PostgresStore
+url, ready, release = sys.argv[1:4]
+with PostgresStore(url).transaction():  # another process in the middle of its unit of work
+    Path(ready).touch()
+    while not Path(release).exists():
+        time.sleep(0.01)
+"""
 
 
 @contextmanager
 def store_held_by_another_process(settings: Settings, folder: Path) -> Iterator[None]:
     ready, release = folder / "held", folder / "release"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(settings.store_path), str(ready), str(release)],
+    script, where = ((PG_HOLDER, settings.database_url) if settings.database_url
+                     else (HOLDER, str(settings.store_path)))
+    holder = subprocess.Popen([sys.executable, "-c", script, where, str(ready), str(release)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         while not ready.exists():
@@ -424,14 +433,12 @@ def store_held_by_another_process(settings: Settings, folder: Path) -> Iterator[
 
 def test_whoever_waits_too_long_for_the_store_is_told_busy_try_again_and_nothing_is_written(
         demo: Settings, clinicians: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELBOARD_HOME", str(demo.home))
+    point_app_at(monkeypatch, demo)
     monkeypatch.setenv("MODELBOARD_LOCK_TIMEOUT_S", "1")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     app_cache._store.clear()  # the app's Store for this home, opened by the test before with the default wait
     st.cache_data.clear()
     started = new_round(demo, approvals=("diaz",))
-    impatient = load_settings(env={"MODELBOARD_LOCK_TIMEOUT_S": "1"}, home=demo.home)
+    impatient = replace(demo, store_lock_timeout_s=1.0)
     store, registry = open_store(impatient), open_registry(impatient)
     signer, page = clinicians[0], sign_off_page(demo, "okafor")
     user = person(store, signer)
@@ -441,7 +448,7 @@ def test_whoever_waits_too_long_for_the_store_is_told_busy_try_again_and_nothing
                            signer, PASSWORD, state.evidence.card_sha256, state.evidence.evaluation_id)
     file = tmp_path / "held.parquet"
     production_file(file, 20, 12, "HELD-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = environment(demo)
     before = audit_ids(demo)
 
     with store_held_by_another_process(demo, tmp_path):

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 
 from core.adapters.crash_points import CRASH_POINTS, ENV
-from core.config import Settings, load_settings
+from core.config import Settings
 from core.domain.access import command_line_operator
 from core.services.audit_verification import verify_chain
 from core.services.installation import open_registry, open_store
 from core.services.promotion import reconcile
-from tests.conftest import REPO, copy_demo
+from tests.conftest import REPO, demo_copy, from_token, settings_token
 from tests.core.test_promotion import (
     CANDIDATE,
     MODEL,
@@ -46,13 +46,15 @@ FORKS.set_forkserver_preload(["tests.core.test_crash_points"])
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
-    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("crash") / "home")
+def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings, demo_backend: str,
+         request: pytest.FixtureRequest) -> Settings:
+    return demo_copy(tmp_path_factory, reviewed_demo, "crash", demo_backend, request)
 
 
 # -- what the children do -------------------------------------------------------------------------------------------
 def _settings(home: str) -> Settings:
-    return load_settings(env={}, home=Path(home))
+    """The children get the settings as a token (home, and the PostgreSQL URL on that engine)."""
+    return from_token(home)
 
 
 def _die_at(point: str, operation: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -143,7 +145,7 @@ def test_every_promotion_and_rollback_step_survives_sigkill(demo: Settings) -> N
     for promote_at, roll_back_at in zip(PROMOTION_STEPS, ROLLBACK_STEPS, strict=True):
         started = new_round(demo, approvals=("ng", "okafor"))
         before = mlflow_aliases(demo)["production"]
-        killed_at(promote_at, last_approval, str(demo.home))
+        killed_at(promote_at, last_approval, settings_token(demo))
         rows = promotions_since(demo, started)
         assert [r["state"] for r in rows] == ["intent"], promote_at  # the reader sees an unfinished intent, no more
         assert len(audit_since(demo, started, "promotion_completed")) == 0
@@ -159,13 +161,13 @@ def test_every_promotion_and_rollback_step_survives_sigkill(demo: Settings) -> N
         assert len(audit_since(demo, started, "promotion_completed")) == 1
         chain_holds(demo)
 
-        killed_at(roll_back_at, roll_back, str(demo.home))
+        killed_at(roll_back_at, roll_back, settings_token(demo))
         rolled = promotions_since(demo, started, "rollback")
         if roll_back_at == "rollback:signed":
             assert rolled == []  # signed, but nothing had started: the signature stays, nothing moves
             assert mlflow_aliases(demo)["production"] == CANDIDATE
             reconciled(demo)
-            roll_back(str(demo.home))  # the clinician tries again
+            roll_back(settings_token(demo))  # the clinician tries again
         else:
             assert [r["state"] for r in rolled] == ["intent"], roll_back_at
             found = reconciled(demo)
@@ -213,7 +215,7 @@ def test_a_submission_killed_at_any_step_leaves_no_patient_file_and_nothing_half
         with pytest.raises(EvaluationFailed):
             _submit_here(demo, path, point)
     else:
-        killed_at(point, submit, str(demo.home), CANDIDATE, str(path))
+        killed_at(point, submit, settings_token(demo), CANDIDATE, str(path))
     found = reconciled(demo)
     after = evaluations_by_status(demo)
     assert after.get("queued", 0) == after.get("running", 0) == 0, after  # nothing half-done stays visible
@@ -233,7 +235,7 @@ def test_a_submission_killed_at_any_step_leaves_no_patient_file_and_nothing_half
 def _submit_here(settings: Settings, path: Path, point: str) -> None:
     os.environ[ENV] = point
     try:
-        submit(str(settings.home), CANDIDATE, str(path))
+        submit(settings_token(settings), CANDIDATE, str(path))
     finally:
         del os.environ[ENV]
 
@@ -248,7 +250,7 @@ def test_the_worker_dies_with_the_submitting_process_and_removes_its_data(demo: 
     evaluation as interrupted and removes the patient-level data; reconcile then finds nothing left to do."""
     path = evaluation_file(demo, tmp_path, seed=101)
     before = evaluations_by_status(demo)
-    child = FORKS.Process(target=submit, args=(str(demo.home), CANDIDATE, str(path)))
+    child = FORKS.Process(target=submit, args=(settings_token(demo), CANDIDATE, str(path)))
     start(child)
     assert child.pid is not None
     deadline = time.monotonic() + 120
@@ -300,11 +302,11 @@ def test_ingest_killed_at_each_step_leaves_nothing_half_written(demo: Settings, 
     path = tmp_path / "day.parquet"
     predictions(150, 7 + len(point), f"CRASH-{point}-").to_parquet(path)
     before = ingest_counts(demo)
-    killed_at(point, ingest, str(demo.home), str(path))
+    killed_at(point, ingest, settings_token(demo), str(path))
     assert ingest_counts(demo) == before
-    ingest(str(demo.home), str(path))
+    ingest(settings_token(demo), str(path))
     assert ingest_counts(demo) == (before[0] + 150, before[1] + 1)
-    ingest(str(demo.home), str(path))  # the same file again adds nothing
+    ingest(settings_token(demo), str(path))  # the same file again adds nothing
     assert ingest_counts(demo)[0] == before[0] + 150
     chain_holds(demo)
 
@@ -312,15 +314,15 @@ def test_ingest_killed_at_each_step_leaves_nothing_half_written(demo: Settings, 
 # -- monitoring -------------------------------------------------------------------------------------------------------
 def test_monitoring_killed_after_one_window_finishes_the_rest_on_the_next_run(demo: Settings) -> None:
     store = open_store(demo)
-    killed_at("monitor:window-stored", monitor, str(demo.home))
+    killed_at("monitor:window-stored", monitor, settings_token(demo))
     first = store.query_one("SELECT count(*) AS n FROM monitoring_windows")
     assert first is not None and first["n"] >= 1  # the window committed before the crash is there
-    monitor(str(demo.home))
+    monitor(settings_token(demo))
     windows = store.query("SELECT model_name, model_version, granularity, window_start, count(*) AS n "
-                          "FROM monitoring_windows GROUP BY ALL HAVING count(*) > 1")
+                          "FROM monitoring_windows GROUP BY 1, 2, 3, 4 HAVING count(*) > 1")
     assert windows == []  # none computed twice
     again = store.query_one("SELECT count(*) AS n FROM monitoring_windows")
-    monitor(str(demo.home))
+    monitor(settings_token(demo))
     assert store.query_one("SELECT count(*) AS n FROM monitoring_windows") == again  # nothing was left to do
     chain_holds(demo)
 

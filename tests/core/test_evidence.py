@@ -218,7 +218,7 @@ def test_version_timeline_tells_the_milestones_in_order(history: Store, operator
 
 
 def test_cli_as_of_answers_in_json_and_converts_offsets_to_utc(history: Store, settings: Settings) -> None:
-    result = cli(settings.home, "audit", "as-of", "--model", "sepsis-icu", "--at", "2026-10-03T10:00+02:00", "--json",
+    result = cli(settings, "audit", "as-of", "--model", "sepsis-icu", "--at", "2026-10-03T10:00+02:00", "--json",
                  "--home", str(settings.home))
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -232,7 +232,7 @@ def test_cli_as_of_answers_in_json_and_converts_offsets_to_utc(history: Store, s
 
 
 def test_cli_as_of_rejects_a_time_it_cannot_read(history: Store, settings: Settings) -> None:
-    result = cli(settings.home, "audit", "as-of", "--model", "sepsis-icu", "--at", "3 October", "--home",
+    result = cli(settings, "audit", "as-of", "--model", "sepsis-icu", "--at", "3 October", "--home",
                  str(settings.home))
     assert result.returncode == 1
     assert "not an ISO date or time: write it like 2026-10-03T08:00" in result.stderr

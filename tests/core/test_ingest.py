@@ -16,20 +16,21 @@ import pytest
 
 from core.config import Settings
 from core.services.installation import open_store
-from tests.conftest import copy_demo
+from tests.conftest import demo_copy, environment
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "sepsis-icu"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
-    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("ingest") / "home")
+def home(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings, demo_backend: str,
+         request: pytest.FixtureRequest) -> Settings:
+    return demo_copy(tmp_path_factory, reviewed_demo, "ingest", demo_backend, request)
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "core.cli", *args, "--home", str(settings.home), "--json"],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+                          capture_output=True, text=True, cwd=REPO, timeout=120, env=environment(settings))
 
 
 def predictions(n: int, seed: int, prefix: str) -> pd.DataFrame:
@@ -158,7 +159,7 @@ def test_a_corrected_score_for_a_stored_encounter_is_quarantined_with_both_value
     assert [k["score"] for k in kept] == sorted(frame.loc[[3, 4, 5], "score"])  # the stored values stand
     plain = subprocess.run([sys.executable, "-m", "core.cli", "ingest", str(tmp_path / "corrected.parquet"),
                             "--model", MODEL, "--version", "1", "--home", str(home.home)],
-                           capture_output=True, text=True, cwd=REPO, timeout=120)
+                           capture_output=True, text=True, cwd=REPO, timeout=120, env=environment(home))
     assert "3 conflicts with the stored row" in plain.stdout, plain.stdout
 
 

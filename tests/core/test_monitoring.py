@@ -28,7 +28,7 @@ from core.services.alerts import open_alerts, resolve
 from core.services.installation import open_registry, open_store
 from core.services.monitoring import MonitorRun, run_monitor, window_comparison, window_drift_report
 from core.services.monitoring_reference import LABEL, SCORE, stored_reference
-from tests.conftest import copy_demo
+from tests.conftest import demo_copy, environment
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = command_line_operator("pytest")
@@ -58,8 +58,9 @@ def webhook() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, webhook: str, reviewed_demo: Settings) -> Settings:
-    settings = copy_demo(reviewed_demo, tmp_path_factory.mktemp("monitoring") / "home")
+def home(tmp_path_factory: pytest.TempPathFactory, webhook: str, reviewed_demo: Settings, demo_backend: str,
+         request: pytest.FixtureRequest) -> Settings:
+    settings = demo_copy(tmp_path_factory, reviewed_demo, "monitoring", demo_backend, request)
     return replace(settings, alert_webhook_url=webhook)
 
 
@@ -97,6 +98,7 @@ def test_a_second_run_with_nothing_new_computes_nothing(runs: tuple[MonitorRun, 
 
 def test_cli_prints_the_documented_json(home: Settings) -> None:
     done = subprocess.run([sys.executable, "-m", "core.cli", "monitor", "--home", str(home.home), "--json"],
+                          env=environment(home),
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
@@ -209,6 +211,7 @@ def test_monitor_exits_non_zero_when_it_skipped_a_model_version(home: Settings) 
                   "features, attributes, ingested_at FROM prediction_log WHERE model_name = 'sepsis-icu' LIMIT 5")
     try:
         done = subprocess.run([sys.executable, "-m", "core.cli", "monitor", "--home", str(home.home), "--json"],
+                          env=environment(home),
                               capture_output=True, text=True, cwd=REPO, timeout=300)
     finally:
         store.execute("DELETE FROM prediction_log WHERE model_version = 99")

@@ -10,7 +10,6 @@ failed criteria again, so only the approvals under test remain to be given.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import duckdb
 import pytest
 from mlflow import MlflowClient
 
@@ -40,9 +38,10 @@ from core.services.demo import DEMO_USERS
 from core.services.installation import open_registry, open_store
 from core.services.promotion import Promotion, recorded_aliases
 from core.services.signoff import SignatureRequest, sign_off_state
-from tests.conftest import copy_demo
+from tests.conftest import demo_copy, environment
 from tests.core.test_audit_checkpoints import rehash_from
 from tests.core.test_cli import cli
+from tests.intruder import bare, raw_connection, tamper
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL, CANDIDATE = "sepsis-icu", 2
@@ -51,9 +50,10 @@ PASSWORDS = {username: password for username, _name, _role, password in DEMO_USE
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
+def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings, demo_backend: str,
+         request: pytest.FixtureRequest) -> Settings:
     """This module's own demo: v1 in production, v2 evaluated by the real worker."""
-    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("promotion") / "home")
+    return demo_copy(tmp_path_factory, reviewed_demo, "promotion", demo_backend, request)
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ from core.services.auth import get_user
 from core.services.installation import open_registry, open_store
 from core.services.signoff import SignatureRequest, sign
 home, username, fields, ready, go = sys.argv[1:6]
-settings = load_settings(env={}, home=Path(home))
+settings = load_settings(home=Path(home))
 store, registry = open_store(settings), open_registry(settings)
 signer = get_user(store, username)
 request = SignatureRequest(**json.loads(fields))
@@ -232,8 +232,7 @@ def _sign_in_threads(settings: Settings, requests: dict[str, SignatureRequest]) 
 
 
 def _sign_in_processes(settings: Settings, requests: dict[str, SignatureRequest], folder: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env |= {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = environment(settings)
     go = folder / "go"
     go.unlink(missing_ok=True)
     children = {}
@@ -294,7 +293,7 @@ from core.services.auth import get_user
 from core.services.installation import open_registry, open_store
 from core.services.signoff import SignatureRequest, sign
 home, username, fields = sys.argv[1:4]
-settings = load_settings(env={}, home=Path(home))
+settings = load_settings(home=Path(home))
 store, registry = open_store(settings), open_registry(settings)
 Registry.set_alias = lambda *_args, **_kwargs: os._exit(137)  # the process dies as MLflow is called: no cleanup runs
 sign(settings, store, registry, get_user(store, username), SignatureRequest(**json.loads(fields)))
@@ -310,8 +309,7 @@ def _crash_on_the_last_approval(settings: Settings, monkeypatch: pytest.MonkeyPa
     before = open_registry(settings).version_for_alias(MODEL, "production")
     assert before is not None and before != CANDIDATE
     if kill:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env = environment(settings)
         child = subprocess.run([sys.executable, "-c", KILLED, str(settings.home), "diaz",
                                 json.dumps(asdict(request(settings, "diaz")))], cwd=REPO, env=env,
                                capture_output=True, text=True, timeout=120)
@@ -344,7 +342,7 @@ def test_reconcile_rolls_back_an_interrupted_promotion_whose_signatures_no_longe
     store = open_store(demo)
     model_card.save_narratives(store, person(store, "lee"), MODEL, CANDIDATE,
                                {"update_schedule": f"Changed after the crash ({utc_now().isoformat()})."})
-    result = cli(demo.home, "reconcile", "--home", str(demo.home), "--json")
+    result = cli(demo, "reconcile", "--home", str(demo.home), "--json")
     assert_nothing_but_the_unsigned_readmission_model(result, demo)
     interrupted = [f for f in findings(result) if f["kind"] == "interrupted_promotion"]
     assert len(interrupted) == 1 and "rolled back" in interrupted[0]["message"]
@@ -357,7 +355,7 @@ def test_reconcile_rolls_back_an_interrupted_promotion_whose_signatures_no_longe
 def test_reconcile_finishes_a_promotion_whose_process_was_killed(demo: Settings,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     started, before = _crash_on_the_last_approval(demo, monkeypatch, kill=True)
-    result = cli(demo.home, "reconcile", "--home", str(demo.home), "--json")
+    result = cli(demo, "reconcile", "--home", str(demo.home), "--json")
     assert_nothing_but_the_unsigned_readmission_model(result)
     interrupted = [f for f in findings(result) if f["kind"] == "interrupted_promotion"]
     assert len(interrupted) == 1 and interrupted[0]["new_version"] == CANDIDATE
@@ -399,7 +397,7 @@ def test_an_alias_moved_outside_modelboard_is_reported_alerted_once_and_rolled_b
         MODEL, "production", str(intruder))
 
     for command in ("verify", "reconcile", "verify"):
-        result = cli(demo.home, command, "--home", str(demo.home), "--json")
+        result = cli(demo, command, "--home", str(demo.home), "--json")
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         moved = [f for f in findings(result) if f["kind"] == "alias_moved_out_of_band"]
         assert [(f["model"], f["alias"], f["old_version"], f["new_version"], f["problem"]) for f in moved] == [
@@ -419,7 +417,7 @@ def test_an_alias_moved_outside_modelboard_is_reported_alerted_once_and_rolled_b
     assert resolved == {"status": "resolved", "resolved_by": "okafor"}
     signature = store.query_one("SELECT * FROM signatures WHERE id = ?", [back.signature_ids[0]])
     assert signature is not None and signature["kind"] == "rollback" and signature["signer"] == "okafor"
-    result = cli(demo.home, "verify", "--home", str(demo.home), "--json")
+    result = cli(demo, "verify", "--home", str(demo.home), "--json")
     assert_nothing_but_the_unsigned_readmission_model(result)
 
 
@@ -439,7 +437,7 @@ def test_a_changed_byte_in_the_production_model_is_caught(demo: Settings) -> Non
     changed[len(changed) // 2] ^= 0x01
     target.write_bytes(bytes(changed))
     try:
-        result = cli(demo.home, "verify", "--home", str(demo.home), "--json")
+        result = cli(demo, "verify", "--home", str(demo.home), "--json")
         assert result.returncode == 1, result.stdout + result.stderr
         mismatch = [f for f in findings(result) if f["kind"] == "artifact_mismatch"]
         assert [(f["model"], f["new_version"], f["detail"]["recorded"]) for f in mismatch] == [
@@ -451,7 +449,7 @@ def test_a_changed_byte_in_the_production_model_is_caught(demo: Settings) -> Non
         assert len(alerts) == 1 and alerts[0].severity == "critical"
     finally:
         target.write_bytes(original)
-    result = cli(demo.home, "verify", "--home", str(demo.home), "--json")
+    result = cli(demo, "verify", "--home", str(demo.home), "--json")
     assert_nothing_but_the_unsigned_readmission_model(result)
     assert any(f["kind"] == "artifact_verified" and f["model"] == MODEL for f in findings(result))
 
@@ -459,31 +457,31 @@ def test_a_changed_byte_in_the_production_model_is_caught(demo: Settings) -> Non
 # -- tampering the anchors catch ---------------------------------------------------------------------------------
 @pytest.fixture
 def restored_store(demo: Settings) -> Any:
-    """Tampering tests below change the module's store file; put it back afterwards for the tests after them."""
-    files = [demo.store_path, demo.store_path.with_name(demo.store_path.name + ".wal")]
-    kept = {f: f.read_bytes() for f in files if f.exists()}
+    """Tampering tests below change the module's audit trail; put it back afterwards for the tests after them."""
+    store = open_store(demo)
+    with raw_connection(store) as con:
+        columns = [d[0] for d in con.execute("SELECT * FROM audit_events LIMIT 0").description]
+        kept = con.execute("SELECT * FROM audit_events ORDER BY id").fetchall()
     yield
-    for f in files:
-        f.unlink(missing_ok=True)
-    for f, data in kept.items():
-        f.write_bytes(data)
+    with raw_connection(store) as con:
+        con.execute("DELETE FROM audit_events")
+        marks = ", ".join("?" for _ in columns)
+        for row in kept:
+            con.execute(f"INSERT INTO audit_events ({', '.join(columns)}) VALUES ({marks})", list(row))  # noqa: S608
 
 
 def rewrite_chain_from(store: Store, row_id: int, **changes: Any) -> None:
     """What an intruder who knows the (public) hash rule does: edit one row, then recompute every hash after
     it with plain DuckDB so that the chain alone is consistent again."""
     if changes:
-        con = duckdb.connect(str(store.path))
-        try:
+        with raw_connection(store) as con:
             sets = ", ".join(f"{k} = ?" for k in changes)
             con.execute(f"UPDATE audit_events SET {sets} WHERE id = ?", [*changes.values(), row_id])  # noqa: S608
-        finally:
-            con.close()
-    rehash_from(store.path, row_id)
+    rehash_from(store, row_id)
 
 
 def audit_verify(settings: Settings) -> tuple[int, dict[str, Any]]:
-    result = cli(settings.home, "audit", "verify", "--home", str(settings.home), "--json")
+    result = cli(settings, "audit", "verify", "--home", str(settings.home), "--json")
     return result.returncode, json.loads(result.stdout)
 
 
@@ -495,9 +493,9 @@ def test_a_trail_rewritten_with_recomputed_hashes_is_caught_by_the_anchors(demo:
                              [anchored[-1]])
     assert signed is not None
     rewrite_chain_from(store, int(signed["id"]), actor="mallory")
-    assert verify_chain(Store(demo.store_path)).ok  # the chain alone cannot tell: every link was recomputed
+    assert verify_chain(bare(store)).ok  # the chain alone cannot tell: every link was recomputed
     first = min(a for a in anchored if a >= signed["id"])
-    by_tags = verify_chain(Store(demo.store_path), open_registry(demo))  # the promotions' tags alone (no log)
+    by_tags = verify_chain(bare(store), open_registry(demo))  # the promotions' tags alone (no log)
     assert (by_tags.ok, by_tags.first_bad_row) == (False, first) and "MLflow tag" in str(by_tags.reason)
     code, report = audit_verify(demo)  # every witness: the signed checkpoint of the edited row's transaction
     assert code == 1 and report["ok"] is False and signed["id"] <= report["first_bad_row"] <= first, report
@@ -507,13 +505,9 @@ def test_a_trail_rewritten_with_recomputed_hashes_is_caught_by_the_anchors(demo:
 def test_cutting_off_the_newest_rows_before_an_anchor_is_caught(demo: Settings, restored_store: Any) -> None:
     store = open_store(demo)
     newest = max(int(v.split(":")[0]) for v in anchors_in_mlflow(demo).values())
-    con = duckdb.connect(str(store.path))
-    try:
-        con.execute("DELETE FROM audit_events WHERE id >= ?", [newest])
-    finally:
-        con.close()
-    assert verify_chain(Store(demo.store_path)).ok  # what is left is a consistent chain…
-    by_tags = verify_chain(Store(demo.store_path), open_registry(demo))
+    tamper(store, "DELETE FROM audit_events WHERE id >= ?", [newest])
+    assert verify_chain(bare(store)).ok  # what is left is a consistent chain…
+    by_tags = verify_chain(bare(store), open_registry(demo))
     assert (by_tags.ok, by_tags.first_bad_row) == (False, newest) and "missing" in str(by_tags.reason)  # …but short
     code, report = audit_verify(demo)  # and the checkpoints already miss the first row cut off
     assert code == 1 and report["first_bad_row"] <= newest and "missing" in report["reason"], report

@@ -29,7 +29,7 @@ from core.services.demo import DEMO_USERS
 from core.services.installation import open_registry, open_store
 from core.services.signoff import SignatureRequest, sign_off_state
 from core.services.submission import StoredEvaluation, SubmissionRequest, latest_evaluation, submit_version
-from tests.conftest import copy_demo
+from tests.conftest import demo_copy
 
 MODEL, VERSION = "sepsis-icu", 2
 OPERATOR = command_line_operator("pytest")
@@ -38,9 +38,10 @@ DEMO_YAML = Path(__file__).resolve().parents[2] / "data" / "usecases" / "sepsis-
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
+def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings, demo_backend: str,
+         request: pytest.FixtureRequest) -> Settings:
     """A demo of this module's own, with sepsis-icu v2 evaluated by the real worker."""
-    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("signoff") / "home")
+    return demo_copy(tmp_path_factory, reviewed_demo, "signoff", demo_backend, request)
 
 
 def person(settings: Settings, username: str) -> User:

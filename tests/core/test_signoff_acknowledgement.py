@@ -35,7 +35,7 @@ from core.services.demo import DEMO_USERS
 from core.services.evidence import evidence_package
 from core.services.installation import open_registry, open_store
 from core.services.signoff import SignatureRequest, sign_off_state
-from tests.conftest import copy_demo
+from tests.conftest import demo_copy
 from tests.core.test_cli import cli, one_line_error
 
 MODEL, VERSION = "sepsis-icu", 2
@@ -44,8 +44,9 @@ RATIONALE = "Reviewed the card, the subgroup results and the comparison with pro
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings) -> Settings:
-    return copy_demo(reviewed_demo, tmp_path_factory.mktemp("acknowledgement") / "home")
+def demo(tmp_path_factory: pytest.TempPathFactory, reviewed_demo: Settings, demo_backend: str,
+         request: pytest.FixtureRequest) -> Settings:
+    return demo_copy(tmp_path_factory, reviewed_demo, "acknowledgement", demo_backend, request)
 
 
 def person(settings: Settings, username: str) -> User:
@@ -119,7 +120,7 @@ def test_a_rejection_needs_no_acknowledgement_and_stores_none(demo: Settings) ->
 
 def _cli_sign(demo: Settings, username: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """`python -m core.cli sign` in its own process, as an operator runs it (the password on standard input)."""
-    return cli(demo.home, "sign", "--model", MODEL, "--version", str(VERSION), "--username", username,
+    return cli(demo, "sign", "--model", MODEL, "--version", str(VERSION), "--username", username,
                "--decision", "approve", "--rationale", RATIONALE, *extra, stdin=PASSWORDS[username] + "\n")
 
 

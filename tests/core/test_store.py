@@ -14,8 +14,10 @@ import duckdb
 import pytest
 
 from core.adapters.migrations import LATEST_VERSION
-from core.adapters.store import Store
+from core.adapters.store import DuckDBStore, Store
+from core.config import Settings
 from core.errors import SchemaTooNew, StoreBusy, StoreCorrupt
+from tests.conftest import environment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +27,7 @@ def tables(store: Store) -> set[str]:
 
 
 def test_fresh_store_gets_every_migration(tmp_path: Path) -> None:
-    store = Store(tmp_path / "g.duckdb")
+    store = DuckDBStore(tmp_path / "g.duckdb")
     assert store.migrate() == LATEST_VERSION
     assert {"schema_version", "users", "audit_events", "installation", "prediction_log"} <= tables(store)
     versions = [r["version"] for r in store.query("SELECT version FROM schema_version ORDER BY version")]
@@ -33,7 +35,7 @@ def test_fresh_store_gets_every_migration(tmp_path: Path) -> None:
 
 
 def test_upgrade_keeps_existing_rows(tmp_path: Path) -> None:
-    store = Store(tmp_path / "g.duckdb")
+    store = DuckDBStore(tmp_path / "g.duckdb")
     assert store.migrate(target=1) == 1
     assert "prediction_log" not in tables(store)
     store.execute("INSERT INTO installation VALUES ('site', 'ICU north')")
@@ -44,11 +46,11 @@ def test_upgrade_keeps_existing_rows(tmp_path: Path) -> None:
 
 
 def test_newer_schema_is_refused_not_recreated(tmp_path: Path) -> None:
-    store = Store(tmp_path / "g.duckdb")
+    store = DuckDBStore(tmp_path / "g.duckdb")
     store.migrate()
     store.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())", [LATEST_VERSION + 5])
     with pytest.raises(SchemaTooNew, match=rf"schema version {LATEST_VERSION + 5}.*newer ModelBoard"):
-        Store(tmp_path / "g.duckdb").migrate()
+        DuckDBStore(tmp_path / "g.duckdb").migrate()
     assert store.query("SELECT count(*) AS n FROM schema_version")[0]["n"] == LATEST_VERSION + 1
 
 
@@ -57,7 +59,7 @@ def test_corrupt_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database\n" * 500)
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(StoreCorrupt, match="will not overwrite"):
-        Store(path).migrate()
+        DuckDBStore(path).migrate()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
@@ -67,7 +69,7 @@ def test_foreign_duckdb_file_is_refused(tmp_path: Path) -> None:
     con.execute("CREATE TABLE patients (id INTEGER)")
     con.close()
     with pytest.raises(StoreCorrupt, match="not a ModelBoard governance store"):
-        Store(path).migrate()
+        DuckDBStore(path).migrate()
 
 
 def test_transaction_rolls_back_on_error(store: Store) -> None:
@@ -96,6 +98,8 @@ def test_threads_share_the_file_and_release_it(store: Store) -> None:
         t.join()
     assert errors == []
     assert store.query("SELECT count(*) AS n FROM installation WHERE value = 'x'")[0]["n"] == 80
+    if not isinstance(store, DuckDBStore):
+        return
     # No unit of work is running, so another process can open the file now.
     probe = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(store.path)!r}).close()"],
                            capture_output=True, text=True, timeout=60)
@@ -120,6 +124,7 @@ def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
     return proc
 
 
+@pytest.mark.embedded_only  # DuckDB's file lock and connection settings; PostgreSQL's: test_postgres_store
 def test_writer_waits_for_another_process_then_succeeds(store: Store) -> None:
     holder = _hold_lock(store.path, 1.0)
     store.execute("INSERT INTO installation VALUES ('waiter', 'done')")
@@ -128,9 +133,10 @@ def test_writer_waits_for_another_process_then_succeeds(store: Store) -> None:
     assert {"holder", "waiter"} <= keys
 
 
+@pytest.mark.embedded_only  # DuckDB's file lock and connection settings; PostgreSQL's: test_postgres_store
 def test_lock_held_too_long_gives_a_clear_error(store: Store) -> None:
     holder = _hold_lock(store.path, 3.0)
-    impatient = Store(store.path, lock_timeout_s=0.5)
+    impatient = DuckDBStore(store.path, lock_timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(StoreBusy, match="stayed locked by another process"):
         impatient.execute("INSERT INTO installation VALUES ('lost', 'never')")
@@ -144,16 +150,18 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, sys.argv[1])
     from pathlib import Path
-    from core.adapters.store import Store
-    store = Store(Path(sys.argv[2]), lock_timeout_s=60)
+    from core.config import load_settings
+    from core.services.installation import open_store
+    store = open_store(load_settings(home=Path(sys.argv[2])))
     for i in range(40):
         store.execute("INSERT INTO installation VALUES (?, ?)", [f"{sys.argv[3]}-{i}", "x"])
     """
 )
 
 
-def test_two_processes_writing_at_once_lose_nothing(store: Store) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(REPO), str(store.path), name])
+def test_two_processes_writing_at_once_lose_nothing(store: Store, settings: Settings) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(REPO), str(settings.home), name],
+                              env=environment(settings) | {"MODELBOARD_LOCK_TIMEOUT_S": "60"})
              for name in ("a", "b")]
     for p in procs:
         assert p.wait(timeout=120) == 0
@@ -167,11 +175,11 @@ def test_two_store_objects_of_one_file_share_one_connection_and_one_writer(tmp_p
     from core.services.audit import record_event, verify_chain
 
     path = tmp_path / "g.duckdb"
-    Store(path).migrate()
+    DuckDBStore(path).migrate()
     errors: list[str] = []
 
     def append() -> None:
-        store = Store(path)
+        store = DuckDBStore(path)
         for _ in range(20):
             try:
                 with store.transaction() as cur:
@@ -186,10 +194,11 @@ def test_two_store_objects_of_one_file_share_one_connection_and_one_writer(tmp_p
     for thread in threads:
         thread.join()
     assert errors == []
-    chain = verify_chain(Store(path))
+    chain = verify_chain(DuckDBStore(path))
     assert chain.ok and chain.rows == 160
 
 
+@pytest.mark.embedded_only  # DuckDB's connection settings; PostgreSQL's are the database's own roles
 @pytest.mark.parametrize("statement", [
     "SELECT * FROM read_csv('{outside}')",
     "COPY (SELECT * FROM users) TO '{copy}'",

@@ -15,7 +15,7 @@ from core.domain.access import User
 from core.domain.glossary import Glossary
 from core.domain.model_card import ModelCard
 from core.domain.models import ModelVersionDetail, ModelVersionSummary, RegisteredModelSummary
-from core.services import catalog, model_card, monitoring, promotion, review, usecases
+from core.services import audit, catalog, model_card, monitoring, promotion, review, usecases
 from core.services.drift_report import DriftReport
 from core.services.installation import InstallationFacts, installation_facts, open_registry, open_store
 
@@ -27,8 +27,13 @@ def settings() -> Settings:
     return load_settings()
 
 
+def _installation(s: Settings) -> str:
+    """What identifies an installation in cache keys: its folder and, in a hospital, its database."""
+    return f"{s.home}|{s.database_url or ''}"
+
+
 @st.cache_resource(show_spinner=False)
-def _store(home: str) -> Store:
+def _store(installation: str) -> Store:
     return open_store(settings())
 
 
@@ -38,7 +43,13 @@ def _registry(tracking_uri: str, registry_uri: str) -> Registry:
 
 
 def store() -> Store:
-    return _store(str(settings().home))
+    return _store(_installation(settings()))
+
+
+def revision() -> int:
+    """The store's revision, read on each use: reads cached under it are dropped as soon as any process or app
+    replica writes to the store (a signature, a promotion, an alert), not after their TTL."""
+    return audit.store_revision(store())
 
 
 def registry() -> Registry:
@@ -47,50 +58,52 @@ def registry() -> Registry:
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
-def _facts(home: str) -> InstallationFacts:
+def _facts(installation: str, revision: int) -> InstallationFacts:
     return installation_facts(store())
 
 
 def facts() -> InstallationFacts:
-    """Read on every rerun (the DEMO banner), so kept for READ_TTL_S rather than read from DuckDB each time."""
-    return _facts(str(settings().home))
+    """Read on every rerun (the DEMO banner), so kept while the store is unchanged rather than read each time."""
+    return _facts(_installation(settings()), revision())
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the model registry…")
-def _models(viewer: User, tracking_uri: str) -> list[RegisteredModelSummary]:
+def _models(viewer: User, tracking_uri: str, revision: int) -> list[RegisteredModelSummary]:
     return catalog.list_models(registry(), viewer)
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner="Reading model versions…")
-def _versions(viewer: User, tracking_uri: str, model: str) -> list[ModelVersionSummary]:
+def _versions(viewer: User, tracking_uri: str, model: str, revision: int) -> list[ModelVersionSummary]:
     return catalog.list_versions(registry(), viewer, model)
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the version's run…")
-def _version_detail(viewer: User, tracking_uri: str, model: str, version: int) -> ModelVersionDetail:
+def _version_detail(viewer: User, tracking_uri: str, model: str, version: int,
+                    revision: int) -> ModelVersionDetail:
     return catalog.version_detail(registry(), viewer, model, version)
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner="Reading the model registry…")
-def _attention(viewer: User, tracking_uri: str) -> list[catalog.AttentionItem]:
+def _attention(viewer: User, tracking_uri: str, revision: int) -> list[catalog.AttentionItem]:
     return catalog.attention_items(registry(), viewer, store())
 
 
-# The tracking URI is part of each cache key, so two installations never share reads.
+# The tracking URI is part of each cache key, so two installations never share reads; the store's revision, so
+# that a write by another replica (a promotion moving an alias, a signature) is seen on the next rerun.
 def models(viewer: User) -> list[RegisteredModelSummary]:
-    return _models(viewer, settings().tracking_uri)
+    return _models(viewer, settings().tracking_uri, revision())
 
 
 def versions(viewer: User, model: str) -> list[ModelVersionSummary]:
-    return _versions(viewer, settings().tracking_uri, model)
+    return _versions(viewer, settings().tracking_uri, model, revision())
 
 
 def version_detail(viewer: User, model: str, version: int) -> ModelVersionDetail:
-    return _version_detail(viewer, settings().tracking_uri, model, version)
+    return _version_detail(viewer, settings().tracking_uri, model, version, revision())
 
 
 def attention(viewer: User) -> list[catalog.AttentionItem]:
-    return _attention(viewer, settings().tracking_uri)
+    return _attention(viewer, settings().tracking_uri, revision())
 
 
 # A card is assembled from MLflow (slow) and DuckDB (fast): it is reused while the DuckDB parts it depends on
@@ -129,7 +142,7 @@ def _threshold_view(viewer: User, home: str, evaluation_id: str, threshold: floa
 
 def threshold_view(viewer: User, evaluation_id: str, *, threshold: float, min_n: int, attribute_set: str,
                    outcome: str) -> review.ThresholdView | None:
-    return _threshold_view(viewer, str(settings().home), evaluation_id, threshold, min_n, attribute_set, outcome)
+    return _threshold_view(viewer, _installation(settings()), evaluation_id, threshold, min_n, attribute_set, outcome)
 
 
 # -- monitoring -------------------------------------------------------------------------------------------------------
@@ -141,7 +154,7 @@ def _window_inputs(viewer: User, home: str, model: str, version: int, start: dat
 
 def window_inputs(viewer: User, model: str, version: int, start: datetime,
                   end: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    found = _window_inputs(viewer, str(settings().home), model, version, start, end)
+    found = _window_inputs(viewer, _installation(settings()), model, version, start, end)
     return found.reference, found.current
 
 
@@ -152,7 +165,7 @@ def _evidently_report(viewer: User, home: str, model: str, version: int, start: 
 
 
 def evidently_report(viewer: User, model: str, version: int, start: datetime, end: datetime) -> DriftReport:
-    return _evidently_report(viewer, str(settings().home), model, version, start, end)
+    return _evidently_report(viewer, _installation(settings()), model, version, start, end)
 
 
 def clear_reads() -> None:
@@ -169,7 +182,7 @@ def _reconciled_at_start(home: str) -> list[promotion.Finding]:
 
 
 def reconcile_at_start() -> list[promotion.Finding]:
-    return _reconciled_at_start(str(settings().home))
+    return _reconciled_at_start(_installation(settings()))
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -179,7 +192,7 @@ def _alias_findings(home: str, tracking_uri: str) -> list[promotion.Finding]:
 
 def alias_findings() -> list[promotion.Finding]:
     """Aliases moved outside ModelBoard, checked on page loads (at most every 15 s per server)."""
-    return _alias_findings(str(settings().home), settings().tracking_uri)
+    return _alias_findings(_installation(settings()), settings().tracking_uri)
 
 
 @st.cache_data(ttl=CARD_TTL_S, show_spinner="Re-checking the production models' files…")
@@ -189,7 +202,7 @@ def _artifact_findings(home: str, tracking_uri: str) -> list[promotion.Finding]:
 
 def artifact_findings() -> list[promotion.Finding]:
     """Locked-model check for the Home page: each production version's files against the recorded hash."""
-    return _artifact_findings(str(settings().home), settings().tracking_uri)
+    return _artifact_findings(_installation(settings()), settings().tracking_uri)
 
 
 def clear_governance() -> None:
@@ -204,4 +217,4 @@ def _glossary(viewer: User, home: str, model: str) -> Glossary:
 
 def glossary(viewer: User, model: str) -> Glossary:
     """The vocabulary of a model's use case (input names and units), for every table and chart on its pages."""
-    return _glossary(viewer, str(settings().home), model)
+    return _glossary(viewer, _installation(settings()), model)

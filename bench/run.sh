@@ -43,6 +43,9 @@ echo "== Monitoring the demo's 90 days: ModelBoard's monitor vs evidently's Repo
 kill $SERVER 2>/dev/null || true
 PYTHONPATH=. $PY bench/monitoring.py
 echo
+echo "== Embedded (DuckDB) vs hospital (PostgreSQL) governance store on the same demo =="
+PYTHONPATH=. $PY bench/profiles.py
+echo
 echo "== Sign-off on the same demo: each signature on the path to production, then audit verify =="
 PYTHONPATH=. $PY bench/signoff.py
 TIMEFORMAT="python -m core.cli audit verify on that demo, whole process (imports included): %R s"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.adapters.audit_checkpoints import CheckpointLog
-from core.adapters.store import Store
+from core.adapters.store import DuckDBStore, Store
 from core.config import load_settings
 from core.domain.audit_chain import row_hash
 from core.domain.audit_checkpoint import next_checkpoint, parse_line, signed
@@ -72,7 +72,7 @@ def padded_copy(settings, rows: int, folder: Path) -> Store:  # type: ignore[no-
     shutil.copy(settings.store_path, path)
     log = CheckpointLog(folder / f"checkpoints-{rows}.jsonl", open_store(settings).checkpoints.key)
     shutil.copy(settings.audit_log_path, log.path)
-    store = Store(path, checkpoints=log)
+    store = DuckDBStore(path, checkpoints=log)
     last = store.query_one("SELECT id, row_hash, occurred_at FROM audit_events ORDER BY id DESC LIMIT 1")
     previous, first = last["row_hash"], int(last["id"]) + 1
     have = int(store.query_one("SELECT count(*) AS n FROM audit_events")["n"])
@@ -107,7 +107,7 @@ def checkpoint_cost(settings, folder: Path, writes: int = 300) -> None:  # type:
     log = CheckpointLog(folder / "checkpoints-writes.jsonl", open_store(settings).checkpoints.key)
     shutil.copy(settings.audit_log_path, log.path)
     seconds = {}
-    for name, store in (("without", Store(path)), ("with", Store(path, checkpoints=log))):
+    for name, store in (("without", DuckDBStore(path)), ("with", DuckDBStore(path, checkpoints=log))):
         with store.cursor():  # the file stays open, as in a busy server: what is timed is the write itself
             started = time.perf_counter()
             for _ in range(writes):

@@ -48,7 +48,10 @@ def _settings(args: argparse.Namespace) -> Any:
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.services.demo import build_demo, demo_needed
 
-    settings = _settings(args)
+    overrides = {"MODELBOARD_DATABASE_URL": args.database_url, "MLFLOW_TRACKING_URI": args.tracking_uri,
+                 "MLFLOW_REGISTRY_URI": args.tracking_uri}
+    home = Path(args.home) if getattr(args, "home", None) else None
+    settings = load_settings(env=dict(os.environ) | {k: v for k, v in overrides.items() if v}, home=home)
     if args.if_missing and not demo_needed(settings):
         _emit(args, {"built": False, "home": str(settings.home)}, f"MODELBOARD_HOME {settings.home} is set up already.")
         return 0
@@ -194,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "wipe MODELBOARD_HOME (only a demo or empty one) and build the embedded demo")
     demo.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same data")
     demo.add_argument("--if-missing", action="store_true", help="do nothing if a finished demo or real store is there")
+    demo.add_argument("--database-url", help="build it into this PostgreSQL database (hospital profile; an empty or "
+                      "demo database only); default: $MODELBOARD_DATABASE_URL, else the DuckDB file")
+    demo.add_argument("--tracking-uri", help="log its models to this MLflow server (one that holds no other "
+                      "models); default: $MLFLOW_TRACKING_URI, else the embedded store")
     demo.set_defaults(func=cmd_demo)
 
     users = command("users", "manage accounts (the password is read from standard input)")

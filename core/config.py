@@ -58,6 +58,12 @@ class Settings:
         return self.home / "artifacts"
 
     @property
+    def new_experiment_artifacts(self) -> Path | None:
+        """Where a new experiment ModelBoard creates keeps its artifacts: the embedded store's folder, or None for
+        an MLflow server, whose own default applies (its artifact proxy; never a path on this machine)."""
+        return self.artifact_root if self.uses_embedded_mlflow else None
+
+    @property
     def uses_embedded_mlflow(self) -> bool:
         return self.tracking_uri == embedded_tracking_uri(self.home)
 

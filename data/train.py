@@ -120,12 +120,14 @@ def _split(df: pd.DataFrame, label: str, seed: int) -> tuple[pd.DataFrame, pd.Da
     return train.sort_index(), valid.sort_index()
 
 
-def _experiment(client: MlflowClient, name: str, artifact_root: Path) -> str:
-    """The experiment, created with its own artifact folder (the sqlite store would use ./mlartifacts)."""
+def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The experiment, created with its own artifact folder (the sqlite store would use ./mlartifacts), or where
+    an MLflow server keeps artifacts (`artifact_root` None)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
-    return str(client.create_experiment(name, artifact_location=(artifact_root / name).as_uri()))
+    location = (artifact_root / name).as_uri() if artifact_root is not None else None
+    return str(client.create_experiment(name, artifact_location=location))
 
 
 def _params(spec: TrainingSpec, train: pd.DataFrame, valid: pd.DataFrame, threshold: float) -> dict[str, str]:
@@ -153,11 +155,14 @@ def _log_cohorts(spec: TrainingSpec, train: pd.DataFrame, valid: pd.DataFrame) -
         mlflow.log_artifact(str(path), artifact_path="datasets")
     # The Parquet artifact is the dataset's source, so ModelBoard can fetch exactly these patients.
     source = mlflow.get_artifact_uri("datasets/validation-cohort.parquet")
+    if source.startswith("mlflow-artifacts:"):  # an MLflow server's artifact proxy: reachable over HTTP
+        source = f"{mlflow.get_tracking_uri().rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/" \
+                 f"{source.removeprefix('mlflow-artifacts:').lstrip('/')}"
     mlflow.log_input(from_pandas(valid, source=source, targets=spec.label,
                                  name=f"{spec.model_name}-validation-cohort"), context="evaluation")
 
 
-def _train_and_log(client: MlflowClient, spec: TrainingSpec, *, seed: int, artifact_root: Path,
+def _train_and_log(client: MlflowClient, spec: TrainingSpec, *, seed: int, artifact_root: Path | None,
                    tags: dict[str, str]) -> LoggedVersion:
     train, valid = _split(spec.cohort, spec.label, seed)
     types = {f: object if f in spec.categorical else "float64" for f in spec.features}
@@ -279,7 +284,7 @@ def tracking(uri: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def log_demo_models(*, tracking_uri: str, artifact_root: Path, seed: int, git_commit: str | None,
+def log_demo_models(*, tracking_uri: str, artifact_root: Path | None, seed: int, git_commit: str | None,
                     cohort: pd.DataFrame, post_change_cohort: pd.DataFrame, readmission_cohort: pd.DataFrame,
                     charted_cohort: pd.DataFrame, logged_by: str = "lee") -> list[LoggedVersion]:
     """Train, log and register every demo version, then point `production` at v1 of each model."""

@@ -91,12 +91,13 @@ class Logged:
     positive_index: int = 1
 
 
-def log_run(tracking_uri: str, experiment: str, artifact_root: Path, log: Callable[[], None]) -> str:
-    """Run `log` inside a new MLflow run of `experiment` (created with its own artifact folder)."""
+def log_run(tracking_uri: str, experiment: str, artifact_root: Path | None, log: Callable[[], None]) -> str:
+    """Run `log` inside a new MLflow run of `experiment` (created with its own artifact folder, or, for an MLflow
+    server, where the server keeps artifacts)."""
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(
-        experiment, artifact_location=(artifact_root / experiment).as_uri())
+    location = (artifact_root / experiment).as_uri() if artifact_root is not None else None
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location=location)
     with tracking(tracking_uri), mlflow.start_run(experiment_id=experiment_id) as run:
         log()
     return str(run.info.run_id)
@@ -123,7 +124,7 @@ class DecisionWrapper(RiskWrapper):
         return np.asarray(self.model.predict(model_input[self.inputs]))
 
 
-def log_ward_pipeline(tracking_uri: str, artifact_root: Path, name: str, train: pd.DataFrame,
+def log_ward_pipeline(tracking_uri: str, artifact_root: Path | None, name: str, train: pd.DataFrame,
                       **boosting: Any) -> Pipeline:
     """A hospital's own model, logged the ordinary way and registered as `name`: numbers and the flag passed
     through, admission source one-hot encoded, gradient boosting (missing values handled by the model), the

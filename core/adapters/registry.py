@@ -356,6 +356,21 @@ class Registry:
             raise RegistryError(f"{name} v{version} has no model files at {location}")
         return hashlib.sha256("".join(lines).encode()).hexdigest()
 
+    def models_logged_by_others(self, marker: str) -> list[str]:
+        """Registered models with a version whose run does not carry the tag `marker` = "true" (what the demo
+        builder tags its runs with): the models a demo must never delete from a shared MLflow server."""
+        others = []
+        for model in self.list_models():
+            for mv in self._versions(model.name):
+                run = self._run(mv.run_id)
+                if run is None or run.data.tags.get(marker) != "true":
+                    others.append(model.name)
+                    break
+        return others
+
+    def delete_model(self, name: str) -> None:
+        self._call(f"delete the registered model {name!r}", self.client.delete_registered_model, name)
+
     def delete_version(self, name: str, version: int) -> None:
         self._call(f"delete version {version} of {name!r}", self.client.delete_model_version, name, str(version))
 

@@ -78,6 +78,14 @@ def record_event(
     return row_id
 
 
+def store_revision(store: Store) -> int:
+    """The newest audit row's id: every governance write records one, so a page cache keyed on it is never staler
+    than the store, whichever process or app replica wrote (issue 15)."""
+    with store.cursor() as cur:
+        row = cur.execute("SELECT coalesce(max(id), 0) FROM audit_events").fetchone()
+    return int(row[0]) if row else 0
+
+
 def list_events(store: Store, viewer: User, query: AuditQuery = AuditQuery()) -> pd.DataFrame:
     """Audit events, newest first, for people allowed to read the audit log."""
     require(viewer, Permission.VIEW_AUDIT_LOG)

@@ -65,10 +65,7 @@ class DemoSummary:
 
 def _home_is_replaceable(settings: Settings) -> None:
     if not settings.uses_embedded_mlflow:
-        raise ConfigurationError(
-            "MLFLOW_TRACKING_URI points at an external MLflow server: the demo writes only to the "
-            "embedded store. Unset MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI to build it."
-        )
+        _server_is_replaceable(settings)
     if not settings.uses_embedded_store:
         _database_is_replaceable(settings)
         return
@@ -91,6 +88,18 @@ def _home_is_replaceable(settings: Settings) -> None:
         )
 
 
+def _server_is_replaceable(settings: Settings) -> None:
+    """An MLflow server may take the demo when every model registered on it is one a demo logged."""
+    from core.services.installation import open_registry
+
+    others = open_registry(settings).models_logged_by_others(DEMO_RUN_TAG)
+    if others:
+        raise ConfigurationError(
+            f"the MLflow server at {settings.tracking_uri} holds models the demo did not log "
+            f"({', '.join(others[:5])}); the demo will not delete them. Point MLFLOW_TRACKING_URI at an empty "
+            "server, or unset it for the embedded store.")
+
+
 def _database_is_replaceable(settings: Settings) -> None:
     """A PostgreSQL database may take the demo when it is empty or holds a demo, never a real installation."""
     store = open_store(settings, migrate=False)
@@ -110,6 +119,12 @@ def _wipe(settings: Settings) -> None:
     home = settings.home
     if not settings.uses_embedded_store:
         open_store(settings, migrate=False).drop_everything()
+    if not settings.uses_embedded_mlflow:  # only demo models are there (_server_is_replaceable)
+        from core.services.installation import open_registry
+
+        registry = open_registry(settings)
+        for model in registry.list_models():
+            registry.delete_model(model.name)
     settings.audit_log_path.unlink(missing_ok=True)
     for name in ("governance.duckdb", "governance.duckdb.wal", "mlflow.db"):
         (home / name).unlink(missing_ok=True)
@@ -191,11 +206,12 @@ def build_demo(settings: Settings, operator: User, *, seed: int = 7, progress: P
     lap("cohorts")
     say("Training and logging the demo models in MLflow…")
     logged = log_demo_models(
-        tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root, seed=seed,
+        tracking_uri=settings.tracking_uri, artifact_root=settings.new_experiment_artifacts, seed=seed,
         git_commit=_git_commit(), cohort=cohort, post_change_cohort=post_change, readmission_cohort=readmission,
         charted_cohort=charted,
     )
-    _backdate_registrations(settings, DEMO_REGISTERED)
+    if settings.uses_embedded_mlflow:  # a server's times are its own (its API cannot set them)
+        _backdate_registrations(settings, DEMO_REGISTERED)
     lap("models")
     say("Writing 90 days of production predictions…")
     log = generate_production_log(tracking_uri=settings.tracking_uri, seed=seed + 3, start=DEMO_START)
@@ -236,7 +252,9 @@ def _write_card_narratives(store: Store, operator: User) -> None:
 
 def demo_needed(settings: Settings) -> bool:
     """True when MODELBOARD_HOME has no store yet, or holds a demo whose build never finished."""
-    if not settings.store_path.exists():
+    if settings.uses_embedded_store and not settings.store_path.exists():
+        return True
+    if not settings.uses_embedded_store and open_store(settings, migrate=False).schema_version() == 0:
         return True
     facts = installation_facts(open_store(settings))
     return facts.is_demo and facts.built_at is None
@@ -247,6 +265,7 @@ def _create_users(store: Store, operator: User) -> None:
         add_user(store, operator, username=username, full_name=full_name, role=role, password=password)
 
 
+DEMO_RUN_TAG = "modelboard.demo"  # data/train.py tags every demo run with it
 SENSITIVE_COLUMNS = ("sex", "age_band", "race_ethnicity", "payer")
 LATE_DAYS = 7
 LATE_LABELS_FILE = "late-outcomes.csv"

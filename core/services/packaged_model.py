@@ -182,7 +182,7 @@ def submit_packaged_model(settings: Settings, store: Store, registry: Registry, 
         raise
     try:
         run_id = registry.log_packaged_model(model, folder, uploader=actor.username,
-                                             artifact_root=settings.artifact_root)
+                                             artifact_root=settings.new_experiment_artifacts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     with store.transaction() as cur:

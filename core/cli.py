@@ -7,6 +7,7 @@ stderr with a non-zero exit code (1: the command failed, 2: bad arguments).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -58,7 +59,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValidationError(f"--seed must be zero or positive, not {args.seed}")
     progress = None if args.json else (lambda msg: print(msg, flush=True))
-    summary = build_demo(settings, _operator(), seed=args.seed, progress=progress)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links when it logs to a server: not our output
+        summary = build_demo(settings, _operator(), seed=args.seed, progress=progress)
     lines = [f"Demo built in {summary.home} (seed {summary.seed}): {', '.join(summary.versions)}.",
              f"{summary.prediction_rows} production predictions written. Timings (s): {summary.timings_s}",
              "Demo users (username / password / role):"]

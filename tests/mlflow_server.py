@@ -4,7 +4,9 @@ port, as a hospital's ML team runs it. Clients reach artifacts only over HTTP (`
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +36,9 @@ class MlflowServer:
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend,
              "--serve-artifacts", "--artifacts-destination", (self.folder / "artifacts").as_uri(),
              "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env={**_env(), "MLFLOW_DISABLE_TELEMETRY": "true"})
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its workers die with it (killpg)
+            # No background job runner (seven huey processes in MLflow 3.17): ModelBoard runs no server-side jobs.
+            env={**_env(), "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -49,16 +53,20 @@ class MlflowServer:
         raise RuntimeError(f"mlflow server did not answer within {timeout_s:g} s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        """The server and every process it started (uvicorn's workers outlive a parent that is only terminated)."""
+        if self.process is not None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(self.process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.process.wait(timeout=20)
+                    time.sleep(0.5)
+                except subprocess.TimeoutExpired:
+                    continue
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _env() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MODELBOARD_"))}

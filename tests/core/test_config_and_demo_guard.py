@@ -63,6 +63,7 @@ def test_real_store_is_never_wiped(settings: Settings, store: Store, operator: U
         _home_is_replaceable(settings)
 
 
+@pytest.mark.embedded_only  # the folder of the DuckDB file; a PostgreSQL store is not in it
 def test_foreign_mlflow_files_without_a_store_are_never_wiped(settings: Settings) -> None:
     settings.home.mkdir(parents=True)
     (settings.home / "mlflow.db").write_bytes(b"someone's registry")

@@ -123,7 +123,8 @@ def main() -> None:
     try:
         hospital = hospital_twin(embedded, server, folder)
         rows: list[tuple[str, Any, Any]] = []
-        rows.append(("submission end to end (s)", submit_seconds(embedded), submit_seconds(hospital)))
+        rows.append(("submission of sepsis-icu v2 again, end to end (s)", submit_seconds(embedded),
+                     submit_seconds(hospital)))
         for settings in (embedded, hospital):
             add_signers(settings)
         rows.append(("one signature (s)", one_signature_seconds(embedded), one_signature_seconds(hospital)))

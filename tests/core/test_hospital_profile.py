@@ -86,7 +86,7 @@ def cli(h: Hospital, *args: str, stdin: str = "", settings: Settings | None = No
 
 def server_client(h: Hospital) -> MlflowClient:
     """What the hospital's ML team (or its scoring system) sees: the server, through MLflow's own client."""
-    return MlflowClient(h.server.url)
+    return MlflowClient(h.server.url, registry_uri=h.server.url)  # not whatever registry the process set last
 
 
 def test_the_demo_builds_into_postgresql_and_the_server_from_the_command_line_flags(hospital: Hospital) -> None:

@@ -98,7 +98,7 @@ def test_two_clinicians_and_a_data_scientist_sign_v2_and_production_moves(server
     page.get_by_role("textbox", name="Update schedule and correction of problems").fill(
         "Reviewed yearly; retrained when monitoring shows degradation")
     page.get_by_role("button", name="Save narrative").click()
-    expect(page.get_by_text("Saved 1 changed field(s).")).to_be_visible()
+    expect(page.get_by_text("Saved 1 changed field(s).")).to_be_visible(timeout=30_000)
     page.get_by_role("button", name="Log out").click()
 
     # The clinical lead accepts the two failed fairness criteria in a signed statement.

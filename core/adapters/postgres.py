@@ -19,7 +19,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -231,12 +231,8 @@ class PostgresStore(Store):
 
     @contextmanager
     def cursor(self) -> Iterator[PgCursor]:
-        with self._connection() as conn:
-            cur = PgCursor(conn)
-            try:
-                yield cur
-            finally:
-                cur.close()
+        with self._connection() as conn, closing(PgCursor(conn)) as cur:
+            yield cur
 
     @contextmanager
     def _advisory(self, conn: psycopg.Connection[Any], name: str, timeout_s: float, busy: str) -> Iterator[None]:
@@ -306,12 +302,8 @@ class PostgresStore(Store):
 
     @contextmanager
     def still(self) -> Iterator[PgCursor]:
-        with self._writing() as conn:
-            cur = PgCursor(conn)
-            try:
-                yield cur
-            finally:
-                cur.close()
+        with self._writing() as conn, closing(PgCursor(conn)) as cur:
+            yield cur
 
     @contextmanager
     def exclusive(self, name: str, *, timeout_s: float = 60.0) -> Iterator[None]:
